@@ -1,0 +1,5 @@
+import sys
+
+from spoold.cli import main
+
+sys.exit(main())

@@ -1,0 +1,106 @@
+"""The ``spoold`` command line: argument parsing and one-line errors, nothing else.
+
+Each subcommand is a small function that turns parsed arguments into calls on the library;
+a :class:`~spoold.errors.SpooldError` becomes one line on stderr and exit status 1, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from spoold import __version__, config
+from spoold.errors import SpooldError
+from spoold.names import display
+from spoold.spool import Spool
+
+
+def _spool_path(args: argparse.Namespace) -> str:
+    return config.load(args.config, {"spool": args.spool}).spool
+
+
+def cmd_drop(args: argparse.Namespace) -> int:
+    """Deliver files into the spool: each appears in new/ whole or not at all."""
+    spool = Spool.open(_spool_path(args))
+    status = 0
+    for name in args.files:
+        path = Path(name)
+        try:
+            if not path.is_file():
+                raise SpooldError("not a regular file")
+            item = spool.deliver_file(path)
+        except OSError as e:
+            print(f"spoold drop: {display(name)}: {e.strerror}", file=sys.stderr)
+            status = 1
+            continue
+        except SpooldError as e:
+            print(f"spoold drop: {display(name)}: {e}", file=sys.stderr)
+            status = 1
+            continue
+        if args.verbose:
+            print(item)
+    return status
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Queue depths and every failed item with its reason."""
+    status = Spool.open(_spool_path(args), writable=False).status()
+    if args.json:
+        json.dump(status.as_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for folder, count in status.counts.items():
+        print(f"{folder:<9} {count}")
+    if status.failures:
+        print("\nfailed:")
+        for failure in status.failures:
+            print(f"  {failure.filename}: [{failure.code}] {failure.error}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spoold", description="A private Python package index built on a maildir-style spool."
+    )
+    parser.add_argument("--version", action="version", version=f"spoold {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, func, help: str) -> argparse.ArgumentParser:  # noqa: A002
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        p.add_argument("--config", metavar="FILE", help="TOML settings file (or $SPOOLD_CONFIG)")
+        return p
+
+    p = command("drop", cmd_drop, "deliver files into the spool atomically")
+    p.add_argument("--spool", metavar="DIR", help="the spool directory")
+    p.add_argument("-v", "--verbose", action="store_true", help="print each item's spool name")
+    p.add_argument("files", nargs="+", metavar="FILE")
+
+    p = command("status", cmd_status, "queue depths and failed items with their reasons")
+    p.add_argument("--spool", metavar="DIR", help="the spool directory")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SpooldError as e:
+        print(f"spoold {args.command}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # Output piped into `head` and the like: not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

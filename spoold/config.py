@@ -1,0 +1,77 @@
+"""Settings: built-in defaults, overridden by a TOML file, overridden by flags.
+
+spoold runs with no configuration at all: the spool and the storage live under the user's
+data directory (``$XDG_DATA_HOME/spoold``, normally ``~/.local/share/spoold``). A TOML file
+(``--config FILE`` or ``$SPOOLD_CONFIG``) can set any key of :class:`Settings`::
+
+    spool = "/var/spool/spoold"
+    storage = "s3://my-bucket/pypi"
+    listen = ["tcp:5555:interface=127.0.0.1"]
+    htpasswd = "/etc/spoold/htpasswd"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spoold.errors import ConfigError
+
+
+def data_dir() -> Path:
+    """Where a zero-config spoold keeps its spool and storage."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "spoold"
+
+
+@dataclass(frozen=True)
+class Settings:
+    spool: str = field(default_factory=lambda: str(data_dir() / "spool"))
+    storage: str = field(default_factory=lambda: str(data_dir() / "storage"))
+    listen: tuple[str, ...] = ("tcp:5555:interface=127.0.0.1",)
+    htpasswd: str | None = None
+    #: Worker threads inspecting and publishing in one process.
+    threads: int = 4
+    #: Largest upload accepted, in bytes (413 above it).
+    max_upload: int = 1 << 30
+    #: Seconds a file in incoming/ must be quiet before it is taken.
+    settle: float = 30.0
+    #: Seconds between periodic scans (watcher events only make scans come sooner).
+    scan_interval: float = 2.0
+
+
+def load(path: str | os.PathLike[str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read the TOML file (if any) and apply ``overrides`` (flags that were given)."""
+    values: dict[str, Any] = {}
+    path = path or os.environ.get("SPOOLD_CONFIG") or None
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                values.update(tomllib.load(f))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    known = {f.name: f for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    if isinstance(values.get("listen"), str):
+        values["listen"] = (values["listen"],)
+    if "listen" in values:
+        values["listen"] = tuple(values["listen"])
+    for key in ("spool", "storage", "htpasswd"):
+        if isinstance(values.get(key), str) and not values[key].startswith("s3://"):
+            values[key] = os.path.expanduser(values[key])
+    try:
+        return Settings(**values)
+    except TypeError as e:
+        raise ConfigError(f"bad settings: {e}") from None

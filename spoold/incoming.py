@@ -9,6 +9,7 @@ can look at the same folder and agree.
 from __future__ import annotations
 
 import enum
+import errno
 import hashlib
 import os
 import re
@@ -106,8 +107,8 @@ def read_sidecar(sidecar: Path, name: str) -> str | None:
             text = f.read(64 * 1024).decode("utf-8", "replace")
     except FileNotFoundError:
         return None
-    except OSError:
-        return ""
+    except OSError as e:
+        return None if e.errno == errno.ENAMETOOLONG else ""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     for line in lines:
         m = _SIDECAR_LINE.match(line)

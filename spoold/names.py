@@ -31,10 +31,10 @@ from spoold.errors import InvalidFilename
 
 #: Longest filename (in UTF-8 bytes) the spool accepts, so that uid and the longest info
 #: still fit in the 255-byte limit of common filesystems (checked by a test).
-MAX_FILENAME_BYTES = 150
+MAX_FILENAME_BYTES = 140
 
 _HOST_CHARS = re.compile(r"[^A-Za-z0-9-]")
-_UID = r"\d{1,12}\.\d{6}\.\d{1,10}_[0-9a-f]{1,16}\.[0-9a-f]{8}\.[A-Za-z0-9-]{1,16}"
+_UID = r"\d{1,12}\.\d{6}\.\d{1,10}_[0-9a-f]{1,16}\.[0-9a-f]{6}\.[A-Za-z0-9-]{1,16}"
 _ITEM = re.compile(rf"^(?P<uid>{_UID})(?P<info>(?:;[a-z]=[A-Za-z0-9.-]{{1,40}})*),(?P<filename>.+)$", re.S)
 _OWNER = re.compile(r"^(?P<host>[A-Za-z0-9-]{1,16})\.(?P<pid>\d{1,10})\.(?P<start>\d{1,20})$")
 _counter = itertools.count()
@@ -56,7 +56,7 @@ def new_uid(*, now: float | None = None, pid: int | None = None, host: str | Non
     usec = int((t - sec) * 1_000_000)
     return (
         f"{sec}.{usec:06d}.{os.getpid() if pid is None else pid}_{next(_counter):x}"
-        f".{secrets.token_hex(4)}.{host or host_tag()}"
+        f".{secrets.token_hex(3)}.{host_tag(host)}"
     )
 
 

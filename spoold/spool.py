@@ -428,7 +428,7 @@ class Spool:
                 })
                 if _move(path, self.failed / str(item)):
                     failed += 1
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # absent, or the name is too long to have one
                 os.unlink(path.with_name(entry + incoming.SIDECAR_SUFFIX))
         return taken, failed
 

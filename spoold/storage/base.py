@@ -1,0 +1,224 @@
+"""The storage interface every backend implements, and the errors they share.
+
+Publishing needs only a handful of primitives, chosen so that the same publishing code is
+safe on a local disk (no locks, several processes and hosts) and on S3 (conditional
+writes):
+
+* immutable files (:meth:`Storage.put_file`): created once, identical bytes are a no-op,
+  different bytes are :class:`~spoold.errors.FileExists`;
+* versioned documents (:meth:`Storage.read_doc` / :meth:`Storage.swap_doc`): a
+  compare-and-swap on a document that carries a *generation* number; only one writer can
+  produce generation ``n + 1`` from generation ``n``;
+* derived pages (:meth:`Storage.put_page`): replaced only by a page of a newer generation,
+  so a slow writer never puts back an older page.
+
+Keys are ``/``-separated paths relative to the storage root (``simple/foo/index.html``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import shutil
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from spoold.errors import SpooldError, Transient
+
+__all__ = [
+    "Checkpoint",
+    "Doc",
+    "InvalidKey",
+    "Page",
+    "Storage",
+    "StorageUnavailable",
+    "StoredObject",
+    "check_key",
+    "sha256_file",
+]
+
+#: A test hook called at points where another writer could interleave
+#: (``checkpoint(event, key)``); the default does nothing.
+Checkpoint = Callable[[str, str], None]
+
+_KEY_PART = re.compile(r"^[^/\x00]+$")
+
+
+class StorageUnavailable(Transient):
+    """The storage cannot be reached or refused the request for a reason outside the item.
+
+    A :class:`~spoold.errors.Transient`, so the worker defers the item and retries it;
+    nothing is rejected because storage is down, throttled or misconfigured.
+    """
+
+    code = "storage-unavailable"
+
+
+class InvalidKey(SpooldError):
+    """A key that would escape the storage root; a programming error upstream."""
+
+    code = "invalid-key"
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    """A versioned document as read: its bytes and the backend's token for a later swap.
+
+    ``token`` is the S3 ETag, or the local generation; ``None`` when the backend has no
+    token (a local document written by hand without generation history).
+    """
+
+    data: bytes
+    token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A page for the HTTP layer: its bytes and a strong entity tag (quoted)."""
+
+    data: bytes
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """One stored file as listed: key, size and last modification time (UTC)."""
+
+    key: str
+    size: int
+    modified: datetime
+
+
+def check_key(key: str) -> str:
+    """Refuse keys that are absolute, empty, or climb out of the root (defence in depth:
+    names are validated upstream, but storage is where a bad one would do harm)."""
+    parts = key.split("/")
+    if not key or any(p in ("", ".", "..") or not _KEY_PART.match(p) for p in parts):
+        raise InvalidKey(f"refusing unsafe storage key {key!r}")
+    return key
+
+
+def sha256_file(fileobj: BinaryIO) -> str:
+    """Hash a stream in bounded memory."""
+    digest = hashlib.sha256()
+    while chunk := fileobj.read(1 << 20):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _no_checkpoint(event: str, key: str) -> None:
+    return None
+
+
+class Storage(ABC):
+    """Where the index lives. Synchronous and thread-safe; call it from a thread pool."""
+
+    #: The URL this storage was opened from (for messages and logs).
+    url: str
+    #: Backoff after a lost compare-and-swap: full jitter in [0, min(cap, base * 2**n)).
+    backoff_base: float = 0.001
+    backoff_cap: float = 0.05
+
+    def __init__(self) -> None:
+        self.checkpoint: Checkpoint = _no_checkpoint
+
+    # -- immutable files -------------------------------------------------------------
+
+    @abstractmethod
+    def put_file(self, key: str, source: bytes | Path, sha256: str) -> bool:
+        """Create ``key`` with these bytes unless it exists.
+
+        Returns True if created, False if the same bytes were already there. Raises
+        :class:`~spoold.errors.FileExists` if different bytes are stored under the key.
+        """
+
+    @abstractmethod
+    def replace_file(self, key: str, data: bytes) -> None:
+        """Atomically replace a small derived file (a ``.metadata`` repaired by reindex)."""
+
+    @abstractmethod
+    def read_bytes(self, key: str) -> bytes | None:
+        """The whole object, or None if missing (for small objects)."""
+
+    @abstractmethod
+    def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """A binary stream of the object; raises FileNotFoundError if missing."""
+
+    @abstractmethod
+    def stat(self, key: str) -> StoredObject | None:
+        """Size and modification time, or None if missing."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object; a missing object is not an error."""
+
+    @abstractmethod
+    def list_files(self, prefix: str) -> Iterator[StoredObject]:
+        """Objects directly under the folder ``prefix`` (ending in ``/``), no dotfiles."""
+
+    @abstractmethod
+    def list_dirs(self, prefix: str) -> Iterator[str]:
+        """Names of the sub-folders of ``prefix`` (ending in ``/``)."""
+
+    # -- versioned documents and pages -----------------------------------------------
+
+    @abstractmethod
+    def read_doc(self, key: str) -> Doc | None:
+        """The newest version of a document (a manifest), or None if there is none."""
+
+    @abstractmethod
+    def swap_doc(self, key: str, data: bytes, generation: int, expected: Doc | None) -> bool:
+        """Write generation ``generation`` of ``key`` if ``expected`` is still the newest.
+
+        ``expected`` is what :meth:`read_doc` returned (None: create). Returns False when
+        another writer got there first: re-read, merge and try again. The caller passes
+        ``generation`` = the expected document's generation + 1.
+        """
+
+    @abstractmethod
+    def put_page(self, key: str, data: bytes, generation: int) -> bool:
+        """Store a page rendered from manifest generation ``generation``, unless the
+        stored page is of that generation or newer. Returns True if this call wrote it.
+        Rendering is deterministic, so two writers of one generation write equal bytes."""
+
+    @abstractmethod
+    def generation_of(self, key: str) -> int | None:
+        """The generation of the stored page or document, or None if unknown/missing."""
+
+    # -- serving -----------------------------------------------------------------------
+
+    @abstractmethod
+    def read_page(self, key: str) -> Page | None:
+        """A page with its ETag for the HTTP layer, or None if missing."""
+
+    def local_path(self, key: str) -> Path | None:
+        """A filesystem path the HTTP layer can stream, or None (not a local backend)."""
+        return None
+
+    def presigned_url(self, key: str, expires: int = 300) -> str | None:
+        """A time-limited URL to redirect a download to, or None (not an S3 backend)."""
+        return None
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Cheap reachability check for /health; raises :class:`StorageUnavailable`."""
+
+    # -- helpers shared by the publishing code ----------------------------------------
+
+    def backoff(self, attempt: int) -> None:
+        """Sleep a jittered, exponentially growing time after a lost compare-and-swap."""
+        ceiling = min(self.backoff_cap, self.backoff_base * (2 ** min(attempt, 20)))
+        time.sleep(random.uniform(0, ceiling))
+
+    def fetch(self, key: str, dest: Path) -> Path:
+        """Copy an object to a local file (for inspecting a stored distribution)."""
+        with self.open_read(key) as src, open(dest, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+        return dest

@@ -1,0 +1,325 @@
+"""Local-disk storage, safe for several processes and hosts (NFS) without any lock.
+
+POSIX has no conditional replace, so compare-and-swap is built on the one exclusive
+primitive it does have: ``link(2)`` fails with EEXIST if the target exists. Every
+versioned document and page keeps a short history of generations beside the tree::
+
+    .spoold/generations/<key>/<generation>     (e.g. .../simple/foo/index.v1.json/000...7)
+
+* Swapping a document to generation ``n`` is ``link(tmp, history/n)``: exactly one writer
+  can create ``n``; the loser re-reads and merges. Old generations are pruned, so a winner
+  also checks that no higher generation exists (a very slow writer could otherwise
+  re-create a pruned slot).
+* The file a web server sees (``simple/foo/index.v1.json``) is a hard link to the newest
+  generation, put in place by ``rename(2)``. Every writer that touches a key converges it
+  ("is the visible file the newest generation? if not, replace and check again") before
+  returning, so the visible file always ends on the newest generation. A writer that is
+  descheduled between its check and its rename can show an older page for that moment,
+  and repairs it itself before it returns (tested with a checkpoint exactly there); a
+  writer killed in that window leaves it for the next publish or ``spoold reindex``.
+
+Immutable files are written to a temporary name in the same directory, fsynced, then
+``link``\\ ed (not renamed, which would replace) into place, and the directory fsynced.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from spoold.errors import FileExists
+
+from .base import Doc, Page, Storage, StorageUnavailable, StoredObject, check_key, sha256_file
+
+HISTORY = ".spoold/generations"
+#: Generations kept per key; older ones are pruned once there are twice as many.
+KEEP_GENERATIONS = 8
+
+
+def _gen_name(generation: int) -> str:
+    return f"{generation:020d}"
+
+
+class LocalStorage(Storage):
+    """A directory tree that any static web server can serve as the index."""
+
+    def __init__(self, root: Path | str, *, fsync: bool = True) -> None:
+        super().__init__()
+        self.root = Path(root).absolute()
+        self.url = str(self.root)
+        self._fsync = fsync
+
+    # -- paths and small helpers -------------------------------------------------------
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def _history(self, key: str) -> Path:
+        return self.root / HISTORY / check_key(key)
+
+    def _tmp_beside(self, path: Path) -> Path:
+        return path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+
+    def _sync_dir(self, path: Path) -> None:
+        if not self._fsync:
+            return
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _write_tmp(self, path: Path, source: bytes | Path) -> Path:
+        """Write the bytes to a fresh temporary name beside ``path`` and fsync them."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._tmp_beside(path)
+        with open(tmp, "xb") as out:
+            if isinstance(source, bytes):
+                out.write(source)
+            else:
+                with open(source, "rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+            out.flush()
+            if self._fsync:
+                os.fsync(out.fileno())
+        return tmp
+
+    def _wrap(self, exc: OSError, what: str) -> StorageUnavailable:
+        return StorageUnavailable(
+            f"local storage {self.url}: cannot {what}: {exc.strerror or exc} "
+            "(check that the directory exists, is writable and the disk is not full)"
+        )
+
+    # -- immutable files -------------------------------------------------------------
+
+    def put_file(self, key: str, source: bytes | Path, sha256: str) -> bool:
+        final = self._path(key)
+        try:
+            if final.exists():
+                return self._same_or_raise(final, key, sha256)
+            tmp = self._write_tmp(final, source)
+            try:
+                os.link(tmp, final)
+            except FileExistsError:
+                return self._same_or_raise(final, key, sha256)
+            finally:
+                tmp.unlink(missing_ok=True)
+            self._sync_dir(final.parent)
+            return True
+        except OSError as exc:
+            raise self._wrap(exc, f"store {key}") from exc
+
+    def _same_or_raise(self, final: Path, key: str, sha256: str) -> bool:
+        with open(final, "rb") as f:
+            stored = sha256_file(f)
+        if stored == sha256:
+            return False
+        raise FileExists(
+            f"File already exists: {final.name} is already published with different "
+            f"contents (stored sha256 {stored}, uploaded {sha256}); published files are "
+            "immutable, upload a new version instead",
+        )
+
+    def replace_file(self, key: str, data: bytes) -> None:
+        final = self._path(key)
+        try:
+            tmp = self._write_tmp(final, data)
+            os.replace(tmp, final)
+            self._sync_dir(final.parent)
+        except OSError as exc:
+            raise self._wrap(exc, f"replace {key}") from exc
+
+    def read_bytes(self, key: str) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self._wrap(exc, f"read {key}") from exc
+
+    def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
+        return open(self._path(key), "rb")
+
+    def stat(self, key: str) -> StoredObject | None:
+        try:
+            st = self._path(key).stat()
+        except FileNotFoundError:
+            return None
+        return StoredObject(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink(missing_ok=True)
+            self._sync_dir(path.parent)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise self._wrap(exc, f"delete {key}") from exc
+
+    def list_files(self, prefix: str) -> Iterator[StoredObject]:
+        folder = self.root / prefix.rstrip("/") if prefix else self.root
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                continue
+            st = entry.stat(follow_symlinks=False)
+            yield StoredObject(
+                prefix + entry.name, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC)
+            )
+
+    def list_dirs(self, prefix: str) -> Iterator[str]:
+        folder = self.root / prefix.rstrip("/") if prefix else self.root
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return
+        for entry in sorted(entries, key=lambda e: e.name):
+            if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+                yield entry.name
+
+    # -- generations -------------------------------------------------------------------
+
+    def _generations(self, key: str) -> list[int]:
+        try:
+            names = os.listdir(self._history(key))
+        except FileNotFoundError:
+            return []
+        return sorted(int(n) for n in names if n.isdigit())
+
+    def generation_of(self, key: str) -> int | None:
+        gens = self._generations(key)
+        return gens[-1] if gens else None
+
+    def read_doc(self, key: str) -> Doc | None:
+        history = self._history(key)
+        try:
+            for _ in range(100):
+                gens = self._generations(key)
+                if not gens:
+                    break
+                try:
+                    data = (history / _gen_name(gens[-1])).read_bytes()
+                except FileNotFoundError:
+                    continue  # pruned under us: list again
+                return Doc(data, str(gens[-1]))
+            # No history (a tree written by hand or copied without .spoold/): the visible
+            # file is the document; its embedded generation is the caller's base.
+            data = self._path(key).read_bytes()
+            return Doc(data, None)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self._wrap(exc, f"read {key}") from exc
+
+    def _link_generation(self, key: str, data: bytes, generation: int) -> bool:
+        """Create history/<generation> exclusively; False if it already exists."""
+        slot = self._history(key) / _gen_name(generation)
+        tmp = self._write_tmp(slot, data)
+        try:
+            os.link(tmp, slot)
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+        self._sync_dir(slot.parent)
+        return True
+
+    def swap_doc(self, key: str, data: bytes, generation: int, expected: Doc | None) -> bool:
+        try:
+            if not self._link_generation(key, data, generation):
+                return False
+            if any(g > generation for g in self._generations(key)):
+                # We re-created a slot that had been pruned long ago: we are not the
+                # newest, so this swap is lost (the stray generation is pruned later).
+                return False
+            self.checkpoint("doc-swapped", key)
+            self._converge(key)
+            self._prune(key)
+            return True
+        except OSError as exc:
+            raise self._wrap(exc, f"update {key}") from exc
+
+    def put_page(self, key: str, data: bytes, generation: int) -> bool:
+        try:
+            created = self._link_generation(key, data, generation)
+            wrote = self._converge(key)
+            if created:
+                self._prune(key)
+            return created and wrote
+        except OSError as exc:
+            raise self._wrap(exc, f"write {key}") from exc
+
+    def _converge(self, key: str) -> bool:
+        """Make the visible file the newest generation; True if this call replaced it."""
+        visible = self._path(key)
+        history = self._history(key)
+        replaced = False
+        for _ in range(1000):
+            gens = self._generations(key)
+            if not gens:
+                return replaced
+            newest = history / _gen_name(gens[-1])
+            try:
+                want = newest.stat()
+            except FileNotFoundError:
+                continue
+            try:
+                have = visible.stat()
+                if (have.st_ino, have.st_dev) == (want.st_ino, want.st_dev):
+                    return replaced
+            except FileNotFoundError:
+                pass
+            tmp = self._tmp_beside(visible)
+            visible.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(newest, tmp)
+            except FileNotFoundError:
+                continue
+            self.checkpoint("page-checked", key)
+            os.replace(tmp, visible)
+            self._sync_dir(visible.parent)
+            replaced = True
+        return replaced
+
+    def _prune(self, key: str) -> None:
+        gens = self._generations(key)
+        if len(gens) <= 2 * KEEP_GENERATIONS:
+            return
+        history = self._history(key)
+        for g in gens[:-KEEP_GENERATIONS]:
+            try:
+                (history / _gen_name(g)).unlink()
+            except FileNotFoundError:
+                pass
+
+    # -- serving -----------------------------------------------------------------------
+
+    def read_page(self, key: str) -> Page | None:
+        data = self.read_bytes(key)
+        if data is None:
+            return None
+        return Page(data, '"' + hashlib.sha256(data).hexdigest()[:32] + '"')
+
+    def local_path(self, key: str) -> Path | None:
+        path = self._path(key)
+        return path if path.is_file() else None
+
+    def ping(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.root, os.W_OK | os.X_OK):
+                raise OSError(errno.EACCES, "not writable")
+        except OSError as exc:
+            raise self._wrap(exc, "use the storage directory") from exc

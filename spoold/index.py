@@ -1,0 +1,132 @@
+"""Rendering index pages: pure functions from a manifest to bytes.
+
+The PEP 691 JSON page is the canonical form (it is also the stored manifest); the PEP 503
+HTML page is derived from the same manifest so the two always agree. Links are relative
+(``../../packages/<project>/<file>``) so the tree can be served from any URL prefix.
+Rendering is deterministic: two writers rendering one generation produce equal bytes.
+
+Everything that came from an upload (names, filenames, requires-python, yank reasons) is
+escaped for HTML (``html.escape`` with quotes) and percent-encoded in URLs.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import Any
+from urllib.parse import quote
+
+from spoold.manifest import FileEntry, Manifest, RootIndex, format_time
+
+__all__ = [
+    "API_VERSION",
+    "file_url",
+    "render_project_html",
+    "render_project_json",
+    "render_root_html",
+    "render_root_json",
+]
+
+#: PEP 700 fields (versions, size, upload-time) need api-version 1.1 (PEP 629 / 691).
+API_VERSION = "1.1"
+
+
+def file_url(project: str, filename: str) -> str:
+    """The relative URL from ``simple/<project>/`` to the file."""
+    return f"../../packages/{quote(project, safe='')}/{quote(filename, safe='')}"
+
+
+def _dump(doc: dict[str, Any]) -> bytes:
+    return (json.dumps(doc, ensure_ascii=True, separators=(",", ":")) + "\n").encode()
+
+
+def _file_json(project: str, entry: FileEntry) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "filename": entry.filename,
+        "url": file_url(project, entry.filename),
+        "hashes": {"sha256": entry.sha256},
+    }
+    if entry.requires_python:
+        item["requires-python"] = entry.requires_python
+    metadata: dict[str, str] | bool = (
+        {"sha256": entry.metadata_sha256} if entry.metadata_sha256 else False
+    )
+    item["core-metadata"] = metadata  # PEP 714
+    item["dist-info-metadata"] = metadata  # PEP 658, for older clients
+    item["yanked"] = False if entry.yanked is None else (entry.yanked or True)
+    item["size"] = entry.size
+    item["upload-time"] = format_time(entry.upload_time)
+    return item
+
+
+def render_project_json(manifest: Manifest) -> bytes:
+    """The PEP 691 + PEP 700 project page; also the stored manifest (``_spoold``)."""
+    return _dump(
+        {
+            "meta": {"api-version": API_VERSION},
+            "name": manifest.project,
+            "versions": list(manifest.versions),
+            "files": [_file_json(manifest.project, e) for e in manifest.files],
+            "_spoold": {
+                "generation": manifest.generation,
+                "name": manifest.name,
+                "listed": manifest.listed,
+            },
+        }
+    )
+
+
+def _page(title: str, links: list[str]) -> bytes:
+    body = "\n".join(f"    {link}<br />" for link in links)
+    text = (
+        "<!DOCTYPE html>\n"
+        "<html>\n"
+        "  <head>\n"
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f"    <title>{escape(title)}</title>\n"
+        "  </head>\n"
+        "  <body>\n"
+        f"    <h1>{escape(title)}</h1>\n"
+        f"{body}{chr(10) if body else ''}"
+        "  </body>\n"
+        "</html>\n"
+    )
+    return text.encode("utf-8")
+
+
+def _file_link(project: str, entry: FileEntry) -> str:
+    href = f"{file_url(project, entry.filename)}#sha256={entry.sha256}"
+    attrs = [f'href="{escape(href)}"']
+    if entry.requires_python:
+        attrs.append(f'data-requires-python="{escape(entry.requires_python)}"')
+    if entry.metadata_sha256:
+        value = escape(f"sha256={entry.metadata_sha256}")
+        attrs.append(f'data-dist-info-metadata="{value}"')
+        attrs.append(f'data-core-metadata="{value}"')
+    if entry.yanked is not None:
+        attrs.append(f'data-yanked="{escape(entry.yanked)}"')
+    return f"<a {' '.join(attrs)}>{escape(entry.filename)}</a>"
+
+
+def render_project_html(manifest: Manifest) -> bytes:
+    """The PEP 503 project page (PEP 592 yanks, PEP 629 version, PEP 658/714 metadata)."""
+    links = [_file_link(manifest.project, e) for e in manifest.files]
+    return _page(f"Links for {manifest.name}", links)
+
+
+def render_root_json(root: RootIndex) -> bytes:
+    return _dump(
+        {
+            "meta": {"api-version": API_VERSION},
+            "projects": [{"name": p.name} for p in root.projects],
+            "_spoold": {"generation": root.generation},
+        }
+    )
+
+
+def render_root_html(root: RootIndex) -> bytes:
+    links = [
+        f'<a href="{escape(quote(p.project, safe=""))}/">{escape(p.name)}</a>'
+        for p in root.projects
+    ]
+    return _page("Simple index", links)

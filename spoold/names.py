@@ -19,6 +19,7 @@ claimed. Names that do not match the pattern are plain names.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import re
@@ -43,8 +44,13 @@ _counter = itertools.count()
 PARTIAL_SUFFIXES = (".part", ".filepart", ".partial", ".crdownload", ".tmp", "~")
 
 
+@functools.lru_cache(maxsize=64)
 def host_tag(hostname: str | None = None) -> str:
-    """The host part of names: the first label of the host name, filesystem-safe."""
+    """The host part of names: the first label of the host name, filesystem-safe.
+
+    Cached: the host name is read once per process (a renamed host keeps its old tag
+    until restart, which only matters for telling its claims apart).
+    """
     name = (hostname or socket.gethostname() or "localhost").split(".")[0]
     return (_HOST_CHARS.sub("-", name)[:16]) or "localhost"
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import json
 import os
 import random
@@ -247,7 +248,8 @@ class Spool:
         except Rejected as e:
             unsafe = e
             item = ItemName(placeholder_filename(item.filename))
-        item = item.with_uid(new_uid())
+        if item.uid is None:
+            item = item.with_uid(new_uid())
         claimed = item.claimed_by(self.owner)
         target = self.cur / str(claimed)
         try:
@@ -260,17 +262,24 @@ class Spool:
             return None
         return self._open_claim(claim)
 
-    def claim_next(self, candidates: list[str] | None = None) -> Claim | None:
-        """Claim some pending item, starting at a random place so workers rarely collide."""
+    def claims(self, candidates: list[str] | None = None) -> Iterator[Claim]:
+        """Claim pending items one by one as the caller asks for them.
+
+        Each caller walks the listing from a random place, so workers sharing a spool
+        rarely race for the same item; a lost race costs one failed rename.
+        """
         names = self.pending() if candidates is None else candidates
         if not names:
-            return None
+            return
         start = random.randrange(len(names))
-        for entry in names[start:] + names[:start]:
+        for entry in itertools.chain(names[start:], names[:start]):
             claim = self.claim(entry)
             if claim is not None:
-                return claim
-        return None
+                yield claim
+
+    def claim_next(self, candidates: list[str] | None = None) -> Claim | None:
+        """Claim one pending item (see :meth:`claims`), or None if there is none left."""
+        return next(self.claims(candidates), None)
 
     def _open_claim(self, claim: Claim) -> Claim | None:
         """Resolve a claimed entry into payload and meta; hostile shapes are failed here."""

@@ -77,10 +77,16 @@ def moto_endpoint() -> str:
         return _endpoint
 
 
+_admin: Any = None
+
+
 def new_bucket() -> str:
+    global _admin
     moto_endpoint()
+    if _admin is None:
+        _admin = boto3.client("s3", region_name="us-east-1")
     name = f"spoold-test-{uuid.uuid4().hex[:16]}"
-    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=name)
+    _admin.create_bucket(Bucket=name)
     return name
 
 

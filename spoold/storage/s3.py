@@ -326,5 +326,11 @@ class S3Storage(Storage):
             )
 
     def ping(self) -> None:
-        with self._calling("reach the bucket"):
+        try:
             self.client.head_bucket(Bucket=self.bucket)
+        except botocore.exceptions.ClientError as exc:
+            if _status(exc) == 404:  # HEAD has no body, so no error code to map
+                exc.response.setdefault("Error", {})["Code"] = "NoSuchBucket"
+            self._fail(exc, "reach the bucket")
+        except botocore.exceptions.BotoCoreError as exc:
+            self._fail(exc, "reach the bucket")

@@ -63,6 +63,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """A worker only: several may share one spool, on one host or many."""
+    from spoold import daemon
+
+    settings = config.load(args.config, {"spool": args.spool, "storage": args.storage})
+    return daemon.run(settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spoold", description="A private Python package index built on a maildir-style spool."
@@ -84,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("status", cmd_status, "queue depths and failed items with their reasons")
     p.add_argument("--spool", metavar="DIR", help="the spool directory")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = command("worker", cmd_worker, "run a worker only (start several for a multi-process pipeline)")
+    p.add_argument("--spool", metavar="DIR", help="the spool directory")
+    p.add_argument("--storage", metavar="URL", help="a path, file:///path or s3://bucket/prefix")
     return parser
 
 

@@ -46,6 +46,7 @@ from packaging.utils import InvalidName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from spoold.archives import (
+    ArchiveLimits,
     InvalidArchive,
     Limits,
     Member,
@@ -244,13 +245,20 @@ def _inspect_wheel(stream: io.BufferedIOBase, parsed: ParsedFilename, size: int,
                     "Rebuild it with a standard build backend."
                 )
             required[leaf] = member
+        for leaf in ("METADATA", "WHEEL"):
+            member = required[leaf]
+            if member.size > limits.max_metadata_size:
+                raise ArchiveLimits(
+                    f"{member.name} is {member.size} bytes; at most "
+                    f"{limits.max_metadata_size} are accepted. Keep long READMEs short "
+                    "or link to them."
+                )
         record = _parse_record(
             zf.read(required["RECORD"], limits.max_record_size, what="RECORD"),
             f"{dist_info}/RECORD",
         )
         _cross_check_record(record, files, dist_info)
-        wanted = {required["METADATA"].name: limits.max_metadata_size,
-                  required["WHEEL"].name: limits.max_metadata_size}
+        wanted = {required["METADATA"].name, required["WHEEL"].name}
         captured: dict[str, bytes] = {}
         for member in zf.members:
             if member.is_dir or member is required["RECORD"]:
@@ -261,12 +269,7 @@ def _inspect_wheel(stream: io.BufferedIOBase, parsed: ParsedFilename, size: int,
                 for _chunk in zf.chunks(member):
                     pass
                 continue
-            keep = wanted.get(member.name)
-            if keep is not None and member.size > keep:
-                raise InvalidWheel(
-                    f"{member.name} is {member.size} bytes; at most {keep} are accepted."
-                )
-            data = _hash_member(zf, member, entry, keep is not None)
+            data = _hash_member(zf, member, entry, member.name in wanted)
             if data is not None:
                 captured[member.name] = data
     _check_wheel_file(captured[required["WHEEL"].name], required["WHEEL"].name)

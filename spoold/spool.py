@@ -311,8 +311,12 @@ class Spool:
             os.utime(claim.path, follow_symlinks=False)
 
     def finish(self, claim: Claim) -> bool:
-        """Published: move to ``done/``. False if the claim was taken from us meanwhile."""
-        target = self.done / str(claim.name.released())
+        """Published: move to ``done/``. False if the claim was taken from us meanwhile.
+
+        The name in ``done/`` is ``uid,filename`` exactly, so anyone waiting for an item
+        (an upload in another process) can find it with one stat: see :meth:`outcome_of`.
+        """
+        target = self.done / done_name(claim.name)
         if not _move(claim.path, target):
             return False
         with contextlib.suppress(OSError):
@@ -344,6 +348,17 @@ class Spool:
     def release(self, claim: Claim) -> bool:
         """Give a claim back untouched (graceful shutdown before work started)."""
         return _move(claim.path, self.new / str(claim.name.released()))
+
+    def outcome_of(self, name: ItemName) -> tuple[str, dict[str, Any] | None] | None:
+        """Where a delivered item ended: ``("done", None)``, ``("failed", reason)`` or None
+        while it is still on its way (new, cur, deferred). Two stats; no listing."""
+        assert name.uid is not None
+        if os.path.lexists(self.done / done_name(name)):
+            return ("done", None)
+        try:
+            return ("failed", _read_meta(self.failed / (name.uid + REASON_SUFFIX)))
+        except (OSError, ValueError):
+            return None
 
     # -- housekeeping ----------------------------------------------------------------------
 
@@ -550,6 +565,10 @@ class Delivery:
                 shutil.rmtree(self._tmp)
             else:
                 os.unlink(self._tmp)
+
+
+def done_name(name: ItemName) -> str:
+    return str(ItemName(name.filename, uid=name.uid))
 
 
 # -- small filesystem helpers --------------------------------------------------------------

@@ -1,0 +1,349 @@
+"""The worker daemon: turn every item in ``new/`` into a published file or a clear rejection.
+
+Twisted only wires things together here. The reactor thread keeps the bookkeeping (which
+names are candidates, how many jobs run, who waits for which item); every filesystem and
+storage call runs on a bounded thread pool through ``run``:
+
+* hints (watchdog events, the scan timer, a finished job) make the reactor hand out
+  candidate names to free job slots; a job claims its name by rename and processes it
+  (:func:`spoold.processing.process`);
+* housekeeping (reaping, deferred promotion, incoming/, sweeping, expiry) runs on a timer;
+* leases of in-flight claims are renewed on a timer, for workers on other hosts;
+* uploads wait for their item with :meth:`Worker.wait_for`, answered at once when this
+  process handled the item, or by a cheap stat-poll when another process did.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from twisted.application.service import Service
+from twisted.internet import defer, task
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorThreads, IReactorTime
+from twisted.logger import Logger
+
+from spoold.names import ItemName
+from spoold.outcome import Outcome, Result
+from spoold.processing import Handled, outcome_from_record, process
+from spoold.spool import Spool
+from spoold.storage import Storage
+
+log = Logger(namespace="spoold.worker")
+
+Run = Callable[..., Deferred]
+
+
+class Watcher(Protocol):
+    def start(self) -> None: ...
+    def alive(self) -> bool: ...
+    def stop(self) -> None: ...
+
+
+class Worker(Service):
+    """One process's share of the work on a spool.
+
+    ``run(f, *args)`` runs a blocking call off the reactor thread and returns a Deferred
+    (production: ``deferToThreadPool``; tests: a synchronous stand-in). ``watcher_factory``
+    receives ``(folders, call_from_thread, hint)``; None means timers only.
+    """
+
+    def __init__(
+        self,
+        spool: Spool,
+        storage: Storage,
+        *,
+        reactor: Any,
+        run: Run,
+        jobs: int = 4,
+        scan_interval: float = 2.0,
+        housekeeping_interval: float = 5.0,
+        poll_interval: float = 0.1,
+        drain_timeout: float = 30.0,
+        watcher_factory: Callable[..., Watcher] | None = None,
+        process_claim: Callable[..., Handled] = process,
+    ) -> None:
+        self.spool = spool
+        self.storage = storage
+        self.reactor = reactor
+        self.run = run
+        self.jobs = jobs
+        self.scan_interval = scan_interval
+        self.housekeeping_interval = housekeeping_interval
+        self.poll_interval = poll_interval
+        self.drain_timeout = drain_timeout
+        self.watcher_factory = watcher_factory
+        self.process_claim = process_claim
+
+        self.running_jobs = 0
+        self.stopping = False
+        self.watcher: Watcher | None = None
+        #: Whether the last listing of new/ may be stale (a hint arrived since).
+        self._dirty = True
+        self._listing = False
+        self._candidates: deque[str] = deque()
+        self._in_flight: dict[str, Any] = {}
+        self._waiters: dict[str, tuple[ItemName, list[Deferred]]] = {}
+        self._idle: list[Deferred] = []
+        self._loops: list[task.LoopingCall] = []
+        self._housekeeping_running = False
+        self._polling = False
+        #: Observers of every handled item (metrics, sd_notify status); called on the reactor.
+        self.on_handled: list[Callable[[Handled], None]] = []
+        self.handled_count = 0
+        self.last_scan: float | None = None
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self.stopping = False
+        if self.watcher_factory is not None:
+            self._start_watcher()
+        for interval, func in (
+            (self.scan_interval, self._scan_tick),
+            (self.housekeeping_interval, self.housekeep),
+            (self.spool.policy.lease / 3, self._renew_leases),
+            (self.poll_interval, self._poll_waiters),
+        ):
+            loop = task.LoopingCall(func)
+            loop.clock = self.reactor
+            loop.start(interval, now=True).addErrback(self._loop_failed, func)
+            self._loops.append(loop)
+
+    def stopService(self) -> Deferred:
+        """Stop claiming, let in-flight items finish (bounded by ``drain_timeout``).
+
+        Anything still running when the time is up stays in ``cur/`` for the reaper:
+        nothing is lost, at worst it is processed again (publishing is idempotent).
+        """
+        super().stopService()
+        self.stopping = True
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        self._loops.clear()
+        watcher, self.watcher = self.watcher, None
+        stopped = [self.run(watcher.stop)] if watcher is not None else []
+        drained = self.when_idle()
+        timeout = self.reactor.callLater(self.drain_timeout, self._drain_timed_out, drained)
+        drained.addBoth(lambda r: timeout.cancel() if timeout.active() else None)
+        return defer.gatherResults([drained, *stopped], consumeErrors=True).addBoth(lambda _: None)
+
+    def _drain_timed_out(self, drained: Deferred) -> None:
+        log.warn("stopping with {n} item(s) unfinished; the reaper returns them to new/",
+                 n=self.running_jobs)
+        if not drained.called:
+            drained.callback(None)
+
+    def when_idle(self) -> Deferred:
+        """A Deferred that fires when no job is running."""
+        if self.running_jobs == 0:
+            return defer.succeed(None)
+        d: Deferred = Deferred()
+        self._idle.append(d)
+        return d
+
+    def _loop_failed(self, failure: Any, func: Callable[..., Any]) -> None:
+        log.failure("periodic task {name} died", failure, name=getattr(func, "__name__", func))
+
+    # -- the watcher -----------------------------------------------------------------------
+
+    def _start_watcher(self) -> None:
+        assert self.watcher_factory is not None
+        folders = {"new": self.spool.new, "incoming": self.spool.incoming}
+        try:
+            self.watcher = self.watcher_factory(folders, self.reactor.callFromThread, self.hint)
+            self.watcher.start()
+        except Exception:
+            # inotify limits reached and the like: the scan timer still finds everything.
+            log.failure("cannot watch the spool; falling back to periodic scans")
+            self.watcher = None
+
+    def healthy(self) -> bool:
+        """True while the watcher (if any) is alive; used for the systemd watchdog."""
+        return self.watcher_factory is None or (self.watcher is not None and self.watcher.alive())
+
+    def hint(self, folder: str = "new") -> None:
+        """Something may have arrived in ``folder`` (called on the reactor thread)."""
+        if folder == "incoming":
+            self.reactor.callLater(0, self.housekeep)
+            return
+        self._dirty = True
+        self._dispatch()
+
+    def _scan_tick(self) -> None:
+        self.last_scan = self.reactor.seconds()
+        if self.watcher_factory is not None and not self.stopping and not (
+            self.watcher is not None and self.watcher.alive()
+        ):
+            log.warn("the filesystem watcher died; restarting it")
+            self._start_watcher()
+        self.hint("new")
+
+    # -- claiming and processing -----------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Fill free job slots with candidates; list new/ when candidates run out."""
+        if self.stopping:
+            return
+        while self.running_jobs < self.jobs and self._candidates:
+            self._start_job(self._candidates.popleft())
+        if self.running_jobs < self.jobs and not self._candidates and self._dirty and not self._listing:
+            self._dirty = False
+            self._listing = True
+            self.run(self.spool.pending).addCallbacks(self._listed, self._listing_failed)
+
+    def _listed(self, names: list[str]) -> None:
+        self._listing = False
+        if names:
+            # Start at a random place, so that workers sharing the spool rarely collide.
+            start = random.randrange(len(names))
+            self._candidates = deque(names[start:] + names[:start])
+            self._dirty = True  # more may be waiting once these are handed out
+        self._dispatch()
+
+    def _listing_failed(self, failure: Any) -> None:
+        self._listing = False
+        log.failure("cannot list {folder}", failure, folder=str(self.spool.new))
+
+    def _start_job(self, entry: str) -> None:
+        self.running_jobs += 1
+        d = self.run(self._job, entry)
+        d.addCallbacks(self._job_done, self._job_failed)
+        d.addBoth(self._job_slot_free)
+
+    def _job(self, entry: str) -> Handled | None:
+        """On a pool thread: claim one entry and take it to its end state."""
+        claim = self.spool.claim(entry)
+        if claim is None:
+            return None
+        # Plain dict operations are atomic; the lease timer only reads a snapshot.
+        self._in_flight[str(claim.name)] = claim
+        try:
+            return self.process_claim(self.spool, self.storage, claim)
+        finally:
+            self._in_flight.pop(str(claim.name), None)
+
+    def _job_done(self, handled: Handled | None) -> None:
+        if handled is None:
+            return
+        self.handled_count += 1
+        _log_handled(handled)
+        if handled.outcome is not None:
+            self._resolve(handled.claim.name.uid, handled.outcome)
+        for observer in self.on_handled:
+            observer(handled)
+
+    def _job_failed(self, failure: Any) -> None:
+        log.failure("a job failed unexpectedly; its item stays for the reaper", failure)
+
+    def _job_slot_free(self, _: Any) -> None:
+        self.running_jobs -= 1
+        if self.running_jobs == 0:
+            idle, self._idle = self._idle, []
+            for d in idle:
+                d.callback(None)
+        self._dispatch()
+
+    # -- periodic work ---------------------------------------------------------------------
+
+    def housekeep(self) -> Deferred | None:
+        """Reap, promote, take incoming/, sweep and expire, on a pool thread."""
+        if self._housekeeping_running or self.stopping:
+            return None
+        self._housekeeping_running = True
+
+        def done(report: Any) -> None:
+            self._housekeeping_running = False
+            if report.reaped or report.promoted or report.taken:
+                log.info(
+                    "housekeeping: {r.reaped} reaped, {r.poisoned} poisoned, {r.promoted} promoted, "
+                    "{r.taken} taken from incoming, {r.incoming_failed} refused",
+                    r=report,
+                )
+                self.hint("new")
+
+        def failed(failure: Any) -> None:
+            self._housekeeping_running = False
+            log.failure("housekeeping failed", failure)
+
+        return self.run(self.spool.housekeep).addCallbacks(done, failed)
+
+    def _renew_leases(self) -> Deferred | None:
+        claims = list(self._in_flight.values())
+        if not claims:
+            return None
+        return self.run(lambda: [self.spool.heartbeat(c) for c in claims]).addErrback(
+            lambda f: log.failure("cannot renew leases", f))
+
+    # -- waiting for outcomes (uploads) ----------------------------------------------------
+
+    def wait_for(self, item: str) -> Deferred:
+        """A Deferred that fires with the :class:`Outcome` of a delivered item, whichever
+        process handles it. Cancel it to stop waiting (the item is still processed)."""
+        name = ItemName.parse(item)
+        if name.uid is None:
+            raise ValueError(f"{item!r} is not a spool item name")
+
+        def cancel(d: Deferred) -> None:
+            entry = self._waiters.get(name.uid)
+            if entry is not None and d in entry[1]:
+                entry[1].remove(d)
+                if not entry[1]:
+                    del self._waiters[name.uid]
+
+        d: Deferred = Deferred(cancel)
+        self._waiters.setdefault(name.uid, (name, []))[1].append(d)
+        self.hint("new")
+        return d
+
+    def _resolve(self, uid: str | None, outcome: Outcome) -> None:
+        entry = self._waiters.pop(uid, None) if uid is not None else None
+        if entry is not None:
+            for d in entry[1]:
+                d.callback(outcome)
+
+    def _poll_waiters(self) -> Deferred | None:
+        """Look for waited-for items that another process finished (two stats each)."""
+        if not self._waiters or self._polling:
+            return None
+        names = [name for name, _ in self._waiters.values()]
+        self._polling = True
+
+        def look() -> list[tuple[ItemName, Any]]:
+            return [(n, found) for n in names if (found := self.spool.outcome_of(n)) is not None]
+
+        def found(results: list[tuple[ItemName, Any]]) -> None:
+            self._polling = False
+            for name, (where, reason) in results:
+                self._resolve(name.uid, outcome_from_record(name, where, reason))
+
+        def failed(failure: Any) -> None:
+            self._polling = False
+            log.failure("cannot look for outcomes", failure)
+
+        return self.run(look).addCallbacks(found, failed)
+
+
+def _log_handled(handled: Handled) -> None:
+    ms = handled.seconds * 1000
+    outcome = handled.outcome
+    filename = handled.claim.filename
+    if outcome is None:
+        wait = (handled.retry_at or time.time()) - time.time()
+        log.warn("deferred {filename} in {ms:.1f} ms: {reason} (retry in {wait:.0f} s)",
+                 filename=filename, ms=ms, reason=handled.deferred_reason, wait=max(wait, 0))
+    elif outcome.result is Result.REJECTED:
+        if handled.traceback:
+            log.error("internal error on {filename}:\n{tb}", filename=filename, tb=handled.traceback)
+        log.warn("rejected {filename} in {ms:.1f} ms: [{code}] {message}",
+                 filename=filename, ms=ms, code=outcome.code, message=outcome.message)
+    else:
+        log.info("{result} {filename} project={project} version={version} in {ms:.1f} ms",
+                 result=outcome.result.value, filename=filename, project=outcome.project,
+                 version=outcome.version, ms=ms)

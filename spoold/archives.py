@@ -370,6 +370,7 @@ class ZipReader:
                     "duplicate names can unpack differently in different tools."
                 )
             seen.add(member.parts)
+            self._infos[info.filename] = info
             total += info.file_size
             if total > limits.max_total_size:
                 raise ArchiveLimits(
@@ -388,7 +389,6 @@ class ZipReader:
                     member.name, member.parts, member.size, is_link=True, link_target=text
                 )
                 link_targets[member.parts] = text
-            self._infos[info.filename] = info
             members.append(member)
         if total > limits.ratio_min_size and total > limits.max_ratio * max(archive_size, 1):
             raise ArchiveLimits(

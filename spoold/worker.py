@@ -66,6 +66,7 @@ class Worker(Service):
         drain_timeout: float = 30.0,
         watcher_factory: Callable[..., Watcher] | None = None,
         process_claim: Callable[..., Handled] = process,
+        call_from_thread: Callable[..., Any] | None = None,
     ) -> None:
         self.spool = spool
         self.storage = storage
@@ -78,6 +79,7 @@ class Worker(Service):
         self.drain_timeout = drain_timeout
         self.watcher_factory = watcher_factory
         self.process_claim = process_claim
+        self.call_from_thread = call_from_thread or reactor.callFromThread
 
         self.running_jobs = 0
         self.stopping = False
@@ -157,7 +159,7 @@ class Worker(Service):
         assert self.watcher_factory is not None
         folders = {"new": self.spool.new, "incoming": self.spool.incoming}
         try:
-            self.watcher = self.watcher_factory(folders, self.reactor.callFromThread, self.hint)
+            self.watcher = self.watcher_factory(folders, self.call_from_thread, self.hint)
             self.watcher.start()
         except Exception:
             # inotify limits reached and the like: the scan timer still finds everything.

@@ -302,6 +302,8 @@ class Worker(Service):
         d: Deferred = Deferred(cancel)
         self._waiters.setdefault(name.uid, (name, []))[1].append(d)
         self.hint("new")
+        # It may be finished already (by another thread or process, before we asked).
+        self._poll_waiters()
         return d
 
     def _resolve(self, uid: str | None, outcome: Outcome) -> None:

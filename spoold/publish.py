@@ -222,9 +222,10 @@ def _write_pages(storage: Storage, manifest: Manifest) -> None:
     storage.put_page(
         project_html_key(manifest.project), render_project_html(manifest), manifest.generation
     )
-    storage.put_page(
-        project_json_key(manifest.project), render_project_json(manifest), manifest.generation
-    )
+    if not storage.docs_are_pages:
+        storage.put_page(
+            project_json_key(manifest.project), render_project_json(manifest), manifest.generation
+        )
 
 
 def _ensure_listed(storage: Storage, manifest: Manifest) -> Manifest:
@@ -253,7 +254,8 @@ def _update_root(
 ) -> RootIndex:
     root, _ = _cas(storage, ROOT_JSON, (ROOT_HTML,), RootIndex.from_json, render_root_json, change)
     storage.put_page(ROOT_HTML, render_root_html(root), root.generation)
-    storage.put_page(ROOT_JSON, render_root_json(root), root.generation)
+    if not storage.docs_are_pages:
+        storage.put_page(ROOT_JSON, render_root_json(root), root.generation)
     return root
 
 

@@ -125,6 +125,9 @@ class Storage(ABC):
     #: Backoff after a lost compare-and-swap: full jitter in [0, min(cap, base * 2**n)).
     backoff_base: float = 0.001
     backoff_cap: float = 0.05
+    #: True when a swapped document *is* what readers see (S3); False when readers see a
+    #: copy that a writer may have to repair (local), so publishing re-checks it.
+    docs_are_pages: bool = False
 
     def __init__(self) -> None:
         self.checkpoint: Checkpoint = _no_checkpoint

@@ -77,6 +77,7 @@ class S3Storage(Storage):
 
     backoff_base = 0.01
     backoff_cap = 0.5
+    docs_are_pages = True
 
     def __init__(
         self,

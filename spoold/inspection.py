@@ -577,6 +577,7 @@ def _strict(
     text: str, raw: packaging.metadata.RawMetadata, metadata_version: str, source: str
 ) -> CoreMetadata:
     anachronisms = _anachronistic_fields(raw, metadata_version)
+    problems: list[str] = []
     try:
         Metadata.from_email(text, validate=True)
     except ExceptionGroup as group:
@@ -585,43 +586,47 @@ def _strict(
             for exc in _leaves(group)
             if not (
                 isinstance(exc, packaging.metadata.InvalidMetadata)
-                and exc.field in anachronisms
+                and exc.field in anachronisms.values()
                 and "introduced in metadata version" in str(exc)
             )
         ]
-        if problems:
-            raise InvalidMetadata(_problems_message(source, problems)) from None
     except Exception as exc:  # anything else packaging raises on hostile text
         raise InvalidMetadata(
             f"{source} cannot be validated ({type(exc).__name__}: {exc})."
         ) from None
-    cleaned = {k: v for k, v in raw.items() if _RAW_TO_EMAIL.get(k) not in anachronisms}
-    try:
-        metadata = Metadata.from_raw(cleaned, validate=True)  # type: ignore[arg-type]
-    except ExceptionGroup as group:  # pragma: no cover - from_email already passed
-        raise InvalidMetadata(
-            _problems_message(source, [_describe_problem(e) for e in _leaves(group)])
-        ) from None
-    problems: list[str] = []
-    requires_python = _requires_python(raw, problems)
-    if problems:  # pragma: no cover - packaging validated it
+    # packaging skips the values of anachronistic fields; tolerated is not unchecked.
+    metadata = Metadata.from_raw(raw, validate=False)
+    for key in anachronisms:
+        try:
+            getattr(metadata, key)
+        except packaging.metadata.InvalidMetadata as exc:
+            problems.append(_describe_problem(exc))
+        except ExceptionGroup as group:
+            problems.extend(_describe_problem(e) for e in _leaves(group))
+    if problems:
         raise InvalidMetadata(_problems_message(source, problems))
     return CoreMetadata(
-        metadata_version, metadata.name, metadata.version, requires_python, metadata.summary
+        metadata_version,
+        metadata.name,
+        metadata.version,
+        _requires_python(raw, problems),
+        metadata.summary,
     )
 
 
-def _anachronistic_fields(raw: packaging.metadata.RawMetadata, metadata_version: str) -> set[str]:
-    """Email names of fields introduced by a later Metadata-Version than *raw* declares."""
+def _anachronistic_fields(
+    raw: packaging.metadata.RawMetadata, metadata_version: str
+) -> dict[str, str]:
+    """Fields (raw key -> email name) introduced after *raw*'s Metadata-Version."""
     age = _KNOWN_VERSIONS.index(metadata_version)
-    found = set()
+    found = {}
     for key in raw:
         validator = Metadata.__dict__.get(key)
         added = getattr(validator, "added", None)
         if added in _KNOWN_VERSIONS and _KNOWN_VERSIONS.index(added) > age:
             email_name = _RAW_TO_EMAIL.get(key)
             if email_name is not None:
-                found.add(email_name)
+                found[key] = email_name
     return found
 
 

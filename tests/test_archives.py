@@ -1,0 +1,194 @@
+"""The safe readers on their own: names, links, limits, and whose fault a failure is."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from distbuild import write_sdist, write_zip
+from spoold.archives import (
+    ArchiveLimits,
+    InvalidArchive,
+    Limits,
+    UnsafeArchive,
+    ZipReader,
+    check_member_path,
+    open_source,
+    scan_sdist,
+)
+from spoold.errors import Transient
+
+
+@pytest.mark.parametrize(
+    ("name", "parts"),
+    [
+        ("a", ("a",)),
+        ("a/b/c.py", ("a", "b", "c.py")),
+        ("a/b/", ("a", "b")),
+        ("a/..b/c..", ("a", "..b", "c..")),
+    ],
+)
+def test_safe_names(name: str, parts: tuple[str, ...]) -> None:
+    assert check_member_path(name) == parts
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("", "empty name"),
+        ("/etc/passwd", "absolute"),
+        ("../x", "'..'"),
+        ("a/../../x", "'..'"),
+        ("a/..", "'..'"),
+        ("a\\b", "backslash"),
+        ("C:/x", "drive letter"),
+        ("c:x", "drive letter"),
+        ("a\x00b", "NUL"),
+        ("a//b", "empty or '.'"),
+        ("./a", "empty or '.'"),
+        ("/", "absolute"),
+    ],
+)
+def test_unsafe_names(name: str, message: str) -> None:
+    with pytest.raises(UnsafeArchive, match=message.replace(".", r"\.")):
+        check_member_path(name)
+
+
+def test_dot_components_allowed_for_tar() -> None:
+    assert check_member_path("./a//b/./c", allow_dot=True) == ("a", "b", "c")
+    with pytest.raises(UnsafeArchive):
+        check_member_path("./../a", allow_dot=True)
+
+
+def _zip_reader(path: Path, **limits: int) -> ZipReader:
+    stream = open_source(path)
+    return ZipReader(stream, archive_size=path.stat().st_size, limits=Limits(**limits), links="reject")
+
+
+def test_zip_members_in_file_order_and_streamed(tmp_path: Path) -> None:
+    path = write_zip(tmp_path / "a.zip", {"b/2": b"two" * 1000, "a/1": b"one", "c/": b""})
+    with _zip_reader(path) as zf:
+        assert [m.name for m in zf.members] == ["b/2", "a/1", "c/"]
+        assert zf.members[2].is_dir
+        assert b"".join(zf.chunks(zf.members[0], chunk_size=7)) == b"two" * 1000
+        assert zf.read(zf.members[1], 3) == b"one"
+        with pytest.raises(ArchiveLimits, match="at most 2"):
+            zf.read(zf.members[1], 2)
+
+
+def test_zip_total_size_limit(tmp_path: Path) -> None:
+    path = write_zip(tmp_path / "a.zip", {"a": b"x" * 600, "b": b"y" * 600})
+    with pytest.raises(ArchiveLimits, match="add up to more than 1000"):
+        _zip_reader(path, max_total_size=1000)
+
+
+def test_zip_overall_ratio_counts_many_small_members(tmp_path: Path) -> None:
+    """Each member is below the per-member threshold; together they are a bomb."""
+    members = {f"m{i}": bytes(64 << 10) for i in range(64)}
+    path = write_zip(tmp_path / "a.zip", members)
+    with pytest.raises(ArchiveLimits, match="more than 200 times its size"):
+        _zip_reader(path)
+
+
+def test_small_repetitive_members_are_not_bombs(tmp_path: Path) -> None:
+    path = write_zip(tmp_path / "a.zip", {"zeros": bytes(512 << 10)})
+    with _zip_reader(path) as zf:
+        assert zf.members[0].size == 512 << 10
+
+
+def test_read_error_is_transient_not_rejection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A disk or NFS failure must defer the item, never reject it as a bad archive."""
+    path = write_zip(tmp_path / "a.zip", {"a": b"data"})
+    stream = open_source(path)
+    raw = stream.raw._raw  # type: ignore[attr-defined]
+
+    def failing_readinto(buffer: object) -> int:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(stream.raw, "_raw", type("Failing", (), {
+        "readinto": staticmethod(failing_readinto),
+        "seek": raw.seek, "tell": raw.tell, "close": raw.close,
+    })())
+    with pytest.raises(Transient, match="Input/output error"):
+        ZipReader(stream, archive_size=100, limits=Limits(), links="reject")
+    raw.close()
+
+
+def _scan(path: Path, extension: str = ".tar.gz", **limits: int):  # type: ignore[no-untyped-def]
+    with open_source(path) as stream:
+        return scan_sdist(
+            stream, extension, archive_size=path.stat().st_size, limits=Limits(**limits),
+            capture=lambda parts: parts[-1] == "PKG-INFO",
+        )
+
+
+def _link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info, None
+
+
+def test_tar_scan_captures_and_lists(tmp_path: Path) -> None:
+    path = write_sdist(tmp_path, pkg_info="Metadata-Version: 1.0\nName: demo\nVersion: 1.0\n")
+    scan = _scan(path)
+    assert scan.captured == {"demo-1.0/PKG-INFO": b"Metadata-Version: 1.0\nName: demo\nVersion: 1.0\n"}
+    assert {"/".join(m.parts) for m in scan.members} == {"demo-1.0", "demo-1.0/PKG-INFO", "demo-1.0/setup.py"}
+
+
+@pytest.mark.parametrize(
+    ("links", "escapes"),
+    [
+        ([("demo-1.0/a", "b")], False),
+        ([("demo-1.0/a", "../demo-1.0/b")], False),
+        ([("demo-1.0/a", "..")], False),
+        ([("demo-1.0/a", "../..")], True),
+        ([("demo-1.0/a", "/tmp")], True),
+        ([("demo-1.0/d/a", "../../x")], False),
+        ([("demo-1.0/d/a", "../../../x")], True),
+        ([("demo-1.0/up", ".."), ("demo-1.0/b", "up/../x")], True),
+        ([("demo-1.0/loop1", "loop2"), ("demo-1.0/loop2", "loop1")], True),
+        ([("demo-1.0/self", "self/x")], True),
+    ],
+)
+def test_symlink_containment(tmp_path: Path, links: list[tuple[str, str]], escapes: bool) -> None:
+    path = write_sdist(tmp_path, extra=[_link(n, t) for n, t in links])
+    if escapes:
+        with pytest.raises(UnsafeArchive, match="points outside"):
+            _scan(path)
+    else:
+        _scan(path)
+
+
+def test_tar_budget_counts_decompressed_bytes(tmp_path: Path) -> None:
+    files = {f"demo-1.0/part{i}": b"x" * 40_000 for i in range(4)}
+    path = write_sdist(tmp_path, files=files)
+    with pytest.raises(ArchiveLimits, match="inflates to more than 100000"):
+        _scan(path, max_total_size=100_000)
+
+
+def test_tar_declared_member_size_limit(tmp_path: Path) -> None:
+    path = write_sdist(tmp_path, files={"demo-1.0/big": b"x" * 200_000})
+    with pytest.raises(ArchiveLimits, match="'demo-1.0/big' is 200000 bytes"):
+        _scan(path, max_total_size=150_000)
+
+
+def test_zip_sdist_reads_every_member(tmp_path: Path) -> None:
+    """A corrupt member is found even though only PKG-INFO is needed."""
+    data = b"payload!" * 64
+    path = write_zip(tmp_path / "demo-1.0.zip", {"demo-1.0/PKG-INFO": b"x", "demo-1.0/data": data},
+                     compression=zipfile.ZIP_STORED)
+    raw = bytearray(path.read_bytes())
+    raw[raw.find(data)] ^= 1
+    path.write_bytes(bytes(raw))
+    with pytest.raises(InvalidArchive, match="Bad CRC-32"):
+        _scan(path, ".zip")
+
+
+def test_not_an_sdist_extension() -> None:
+    with pytest.raises(ValueError):
+        scan_sdist(io.BytesIO(), ".whl", archive_size=0, limits=Limits(), capture=lambda p: False)  # type: ignore[arg-type]

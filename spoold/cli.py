@@ -16,6 +16,7 @@ from pathlib import Path
 
 from spoold import __version__, config
 from spoold.errors import SpooldError
+from spoold.filenames import parse_filename
 from spoold.names import display
 from spoold.spool import Spool
 
@@ -33,6 +34,7 @@ def cmd_drop(args: argparse.Namespace) -> int:
         try:
             if not path.is_file():
                 raise SpooldError("not a regular file")
+            parse_filename(path.name)  # refuse what the worker would reject by name alone
             item = spool.deliver_file(path)
         except OSError as e:
             print(f"spoold drop: {display(name)}: {e.strerror}", file=sys.stderr)

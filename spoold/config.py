@@ -43,6 +43,13 @@ class Settings:
     settle: float = 30.0
     #: Seconds between periodic scans (watcher events only make scans come sooner).
     scan_interval: float = 2.0
+    #: Seconds between housekeeping rounds (reaping, deferred promotion, incoming/).
+    housekeeping_interval: float = 5.0
+    #: First retry delay after a storage fault; doubles per retry up to ``retry_max``.
+    retry_base: float = 5.0
+    retry_max: float = 3600.0
+    #: Seconds a stopping worker waits for in-flight items before it exits anyway.
+    drain_timeout: float = 30.0
 
 
 def load(path: str | os.PathLike[str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:

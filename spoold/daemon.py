@@ -40,9 +40,12 @@ def start_logging(stream: Any = None, level: LogLevel = LogLevel.info) -> None:
 
 
 def build_worker(settings: Settings, reactor: Any, pool: ThreadPool) -> Worker:
-    spool = Spool.create(
-        settings.spool, policy=SpoolPolicy(incoming=IncomingPolicy(settle=settings.settle))
+    policy = SpoolPolicy(
+        backoff_base=settings.retry_base,
+        backoff_max=settings.retry_max,
+        incoming=IncomingPolicy(settle=settings.settle),
     )
+    spool = Spool.create(settings.spool, policy=policy)
     storage = open_storage(settings.storage)
     return Worker(
         spool,
@@ -51,6 +54,8 @@ def build_worker(settings: Settings, reactor: Any, pool: ThreadPool) -> Worker:
         run=lambda f, *a, **kw: deferToThreadPool(reactor, pool, f, *a, **kw),
         jobs=settings.threads,
         scan_interval=settings.scan_interval,
+        housekeeping_interval=settings.housekeeping_interval,
+        drain_timeout=settings.drain_timeout,
         watcher_factory=FolderWatcher,
     )
 

@@ -11,6 +11,7 @@ escaped for HTML (``html.escape`` with quotes) and percent-encoded in URLs.
 
 from __future__ import annotations
 
+import functools
 import json
 from html import escape
 from typing import Any
@@ -31,6 +32,7 @@ __all__ = [
 API_VERSION = "1.1"
 
 
+@functools.lru_cache(maxsize=65536)
 def file_url(project: str, filename: str) -> str:
     """The relative URL from ``simple/<project>/`` to the file."""
     return f"../../packages/{quote(project, safe='')}/{quote(filename, safe='')}"

@@ -13,6 +13,7 @@ changes, which callers use to skip a write).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -55,6 +56,7 @@ def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
+@functools.lru_cache(maxsize=65536)
 def version_from_filename(filename: str) -> str | None:
     """The normalized version a distribution filename declares, or None if it is not one."""
     try:
@@ -65,6 +67,7 @@ def version_from_filename(filename: str) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=65536)  # manifests are parsed and sorted on every change
 def _version_key(version: str) -> tuple[int, Version | str]:
     try:
         return (1, Version(version))

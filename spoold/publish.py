@@ -163,12 +163,12 @@ def _cas(
     parse: Callable[[bytes], T],
     render: Callable[[T], bytes],
     change: Callable[[T | None], T],
-) -> tuple[T, bool]:
+) -> tuple[T, bool, bytes]:
     """Apply ``change`` to the newest version of a document until a write sticks.
 
     ``change`` receives the current value (None if there is none) and returns the new
     value, or the very same object when there is nothing to do. Returns the value now
-    stored and whether this call changed it. The new generation is the old one + 1; a
+    stored, whether this call changed it, and its stored bytes. The new generation is the old one + 1; a
     document created from nothing starts above any page left by an earlier history
     (``floor_keys``), so pages rendered from it are not mistaken for older ones.
     """
@@ -185,11 +185,13 @@ def _cas(
         storage.checkpoint("doc-read", key)
         updated = change(current)
         if updated is current and current is not None:
-            return current, False
+            assert doc is not None
+            return current, False, doc.data
         generation = current.generation + 1 if current is not None else floor + 1
         updated = updated.with_generation(generation)
-        if storage.swap_doc(key, render(updated), generation, doc):
-            return updated, True
+        data = render(updated)
+        if storage.swap_doc(key, data, generation, doc):
+            return updated, True, data
         storage.checkpoint("swap-lost", key)
         storage.backoff(attempt)
     raise TooMuchContention(
@@ -200,7 +202,7 @@ def _cas(
 
 def _update_manifest(
     storage: Storage, project: str, change: Callable[[Manifest | None], Manifest]
-) -> tuple[Manifest, bool]:
+) -> tuple[Manifest, bool, bytes]:
     key = project_json_key(project)
     return _cas(
         storage,
@@ -212,7 +214,7 @@ def _update_manifest(
     )
 
 
-def _write_pages(storage: Storage, manifest: Manifest) -> None:
+def _write_pages(storage: Storage, manifest: Manifest, stored_json: bytes) -> None:
     """Bring both pages to this generation (no-op where a newer one is already there).
 
     The JSON page is the manifest itself; on local storage this call also repairs its
@@ -223,9 +225,7 @@ def _write_pages(storage: Storage, manifest: Manifest) -> None:
         project_html_key(manifest.project), render_project_html(manifest), manifest.generation
     )
     if not storage.docs_are_pages:
-        storage.put_page(
-            project_json_key(manifest.project), render_project_json(manifest), manifest.generation
-        )
+        storage.put_page(project_json_key(manifest.project), stored_json, manifest.generation)
 
 
 def _ensure_listed(storage: Storage, manifest: Manifest) -> Manifest:
@@ -244,18 +244,18 @@ def _ensure_listed(storage: Storage, manifest: Manifest) -> Manifest:
             return Manifest.empty(manifest.project, manifest.name).with_listed()
         return current.with_listed()
 
-    manifest, _ = _update_manifest(storage, manifest.project, mark)
-    _write_pages(storage, manifest)
+    manifest, _, stored = _update_manifest(storage, manifest.project, mark)
+    _write_pages(storage, manifest, stored)
     return manifest
 
 
 def _update_root(
     storage: Storage, change: Callable[[RootIndex | None], RootIndex]
 ) -> RootIndex:
-    root, _ = _cas(storage, ROOT_JSON, (ROOT_HTML,), RootIndex.from_json, render_root_json, change)
+    root, _, stored = _cas(storage, ROOT_JSON, (ROOT_HTML,), RootIndex.from_json, render_root_json, change)
     storage.put_page(ROOT_HTML, render_root_html(root), root.generation)
     if not storage.docs_are_pages:
-        storage.put_page(ROOT_JSON, render_root_json(root), root.generation)
+        storage.put_page(ROOT_JSON, stored, root.generation)
     return root
 
 
@@ -311,8 +311,8 @@ def publish(
         manifest = current or Manifest.empty(project, dist.name)
         return manifest.with_file(entry)
 
-    manifest, changed = _update_manifest(storage, project, add)
-    _write_pages(storage, manifest)
+    manifest, changed, stored = _update_manifest(storage, project, add)
+    _write_pages(storage, manifest, stored)
     manifest = _ensure_listed(storage, manifest)
     return PublishResult(project, dist.filename, changed, manifest.generation)
 
@@ -346,8 +346,8 @@ def _set_yank(storage: Storage, project: str, target: str, reason: str | None) -
         )
         return current.with_yank(names, reason)
 
-    manifest, changed = _update_manifest(storage, project, change)
-    _write_pages(storage, manifest)
+    manifest, changed, stored = _update_manifest(storage, project, change)
+    _write_pages(storage, manifest, stored)
     return ChangeResult(project, tuple(changed_files) if changed else (), manifest.generation)
 
 
@@ -377,10 +377,10 @@ def remove(storage: Storage, project: str, filename: str) -> ChangeResult:
             raise NotFound(f"{project} has no file {filename!r}")
         return current.without_file(filename)
 
-    manifest, changed = _update_manifest(storage, project, change)
+    manifest, changed, stored_json = _update_manifest(storage, project, change)
     storage.delete(metadata_key(project, filename))
     storage.delete(file_key(project, filename))
-    _write_pages(storage, manifest)
+    _write_pages(storage, manifest, stored_json)
     return ChangeResult(project, (filename,) if changed or stored else (), manifest.generation)
 
 
@@ -518,8 +518,8 @@ def _reindex_project(
             rebuilt = rebuilt.with_file(entry)
         return current if current is not None and rebuilt == current else rebuilt
 
-    manifest, _ = _update_manifest(storage, project, rebuild)
-    _write_pages(storage, manifest)
+    manifest, _, stored = _update_manifest(storage, project, rebuild)
+    _write_pages(storage, manifest, stored)
     return manifest, len(entries), extracted
 
 
@@ -581,7 +581,7 @@ def reindex(
             def mark(current: Manifest | None) -> Manifest:
                 return (current or Manifest.empty(project)).with_listed()
 
-            manifest, changed = _update_manifest(storage, project, mark)
+            manifest, changed, stored = _update_manifest(storage, project, mark)
             if changed:
-                _write_pages(storage, manifest)
+                _write_pages(storage, manifest, stored)
     return ReindexReport(len(names), files, extracted, tuple(problems))

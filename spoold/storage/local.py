@@ -226,6 +226,8 @@ class LocalStorage(Storage):
     def _link_generation(self, key: str, data: bytes, generation: int) -> bool:
         """Create history/<generation> exclusively; False if it already exists."""
         slot = self._history(key) / _gen_name(generation)
+        if slot.exists():  # cheap early answer; the link below is the real arbiter
+            return False
         tmp = self._write_tmp(slot, data)
         try:
             os.link(tmp, slot)

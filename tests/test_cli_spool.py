@@ -1,0 +1,94 @@
+"""`spoold drop` and `spoold status` as a user runs them: real processes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from distbuild import write_wheel  # noqa: E402
+
+from spoold.names import ItemName  # noqa: E402
+from spoold.spool import Spool  # noqa: E402
+
+
+def spoold(*args: str | bytes, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "spoold", *args], capture_output=True, cwd=cwd)
+
+
+def test_drop_delivers_whole_files_and_status_counts_them(spool, tmp_path):
+    wheels = [write_wheel(tmp_path, "demo", f"1.{i}") for i in range(3)]
+    result = spoold("drop", "--spool", str(spool.root), "-v", *map(str, wheels))
+    assert result.returncode == 0, result.stderr
+    items = result.stdout.decode().split()
+    assert sorted(os.listdir(spool.new)) == sorted(items)
+    assert {ItemName.parse(i).filename for i in items} == {w.name for w in wheels}
+    status = json.loads(spoold("status", "--spool", str(spool.root), "--json").stdout)
+    assert status == {"incoming": 0, "tmp": 0, "new": 3, "cur": 0, "deferred": 0, "done": 0,
+                      "failed": 0, "failures": []}
+
+
+def test_status_lists_failures_with_reasons(spool):
+    claim = spool.claim(spool.deliver_bytes(b"x", "demo-1.0.tar.gz"))
+    spool.fail(claim, "invalid-archive", "not a gzip file; rebuild the sdist")
+    text = spoold("status", "--spool", str(spool.root)).stdout.decode()
+    assert "failed    1" in text
+    assert "demo-1.0.tar.gz: [invalid-archive] not a gzip file; rebuild the sdist" in text
+    data = json.loads(spoold("status", "--spool", str(spool.root), "--json").stdout)
+    assert data["failures"][0]["filename"] == "demo-1.0.tar.gz"
+    assert data["failures"][0]["error"] == "not a gzip file; rebuild the sdist"
+
+
+@pytest.mark.parametrize("command", [["status"], ["status", "--json"], ["drop", "x-1.0.tar.gz"]])
+def test_missing_spool_is_one_line_not_a_traceback(tmp_path, command):
+    result = spoold(*command, "--spool", str(tmp_path / "nope"))
+    assert result.returncode == 1
+    err = result.stderr.decode()
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "no spool at" in err
+
+
+def test_spool_that_is_a_file_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("")
+    result = spoold("status", "--spool", str(tmp_path / "file"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr.decode()
+
+
+@pytest.mark.parametrize("name", [
+    b"notes.txt", b".hidden-1.0.tar.gz", b"caf\xe9-1.0.tar.gz", b"x" * 200 + b"-1.0.tar.gz",
+    b"<script>-1.0.tar.gz", b"new\nline-1.0.tar.gz",
+])
+def test_drop_refuses_hostile_or_non_distribution_names(spool, tmp_path, name):
+    path = os.path.join(os.fsencode(tmp_path), name)
+    with open(path, "wb") as f:
+        f.write(b"x")
+    result = spoold(b"drop", b"--spool", os.fsencode(spool.root), path)
+    assert result.returncode == 1
+    err = result.stderr.decode("utf-8", "replace")
+    assert "Traceback" not in err and err.startswith("spoold drop: ")
+    assert os.listdir(spool.new) == [] and os.listdir(spool.tmp) == []
+
+
+def test_drop_of_missing_file_says_so_and_delivers_the_rest(spool, tmp_path):
+    wheel = write_wheel(tmp_path, "demo", "1.0")
+    result = spoold("drop", "--spool", str(spool.root), str(tmp_path / "gone-1.0.tar.gz"), str(wheel))
+    assert result.returncode == 1
+    assert "gone-1.0.tar.gz: not a regular file" in result.stderr.decode()
+    assert len(os.listdir(spool.new)) == 1
+
+
+def test_status_survives_hostile_names_on_disk(spool):
+    for raw in [b"caf\xe9-1.0.tar.gz", b"line\nbreak.whl"]:
+        with open(os.path.join(os.fsencode(spool.new), raw), "wb") as f:
+            f.write(b"x")
+    Spool(spool.root).claim_next()
+    Spool(spool.root).claim_next()
+    result = spoold("status", "--spool", str(spool.root), "--json")
+    assert result.returncode == 0
+    data = json.loads(result.stdout)
+    assert data["failed"] == 2 and {f["error"].split(" (was")[0] for f in data["failures"]}

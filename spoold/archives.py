@@ -54,7 +54,6 @@ class ArchiveLimits(Rejected):
     """The archive exceeds a size, count or compression-ratio limit (a bomb, or absurd)."""
 
     code = "archive-limits"
-    http_status = 413
 
 
 class UnsafeArchive(Rejected):

@@ -153,13 +153,13 @@ def test_swap_doc_one_winner_among_threads(storage: Storage) -> None:
 def test_many_generations_are_pruned_and_still_readable(storage: Storage) -> None:
     key = "simple/p/index.v1.json"
     doc = None
-    for gen in range(1, 40):
+    for gen in range(1, 80):
         assert storage.swap_doc(key, f"g{gen}".encode(), gen, doc)
         doc = storage.read_doc(key)
-    assert doc is not None and doc.data == b"g39"
+    assert doc is not None and doc.data == b"g79"
     if isinstance(storage, LocalStorage):
         history = storage.root / ".spoold/generations" / key
-        assert len(list(history.iterdir())) <= 16
+        assert len(list(history.iterdir())) <= 32
 
 
 def test_local_stale_slot_after_pruning_is_lost(tmp_path: Path) -> None:
@@ -167,13 +167,35 @@ def test_local_stale_slot_after_pruning_is_lost(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
     key = "simple/p/index.v1.json"
     doc = None
-    for gen in range(1, 30):
+    for gen in range(1, 60):
         storage.swap_doc(key, f"g{gen}".encode(), gen, doc)
         doc = storage.read_doc(key)
     assert not (storage.root / ".spoold/generations" / key / f"{2:020d}").exists()
     assert storage.swap_doc(key, b"ancient", 2, None) is False
-    assert storage.read_bytes(key) == b"g29"
-    assert storage.read_doc(key).data == b"g29"  # type: ignore[union-attr]
+    assert storage.read_bytes(key) == b"g59"
+    assert storage.read_doc(key).data == b"g59"  # type: ignore[union-attr]
+
+
+def test_local_writers_that_built_on_a_swap_do_not_make_it_lost(tmp_path: Path) -> None:
+    """Between our link and our check, others may already have built on our generation:
+    that is a win (reporting it lost would make publish say 'unchanged')."""
+    storage = LocalStorage(tmp_path)
+    key = "simple/p/index.v1.json"
+    storage.swap_doc(key, b"g1", 1, None)
+    other = LocalStorage(tmp_path)
+    # Simulate: after we link g2, two other writers add g3 and g4 before our check.
+    original = storage._link_generation
+
+    def link_then_others(k: str, data: bytes, generation: int) -> bool:
+        won = original(k, data, generation)
+        if won and generation == 2:
+            other.swap_doc(k, b"g3", 3, other.read_doc(k))
+            other.swap_doc(k, b"g4", 4, other.read_doc(k))
+        return won
+
+    storage._link_generation = link_then_others  # type: ignore[method-assign]
+    assert storage.swap_doc(key, b"g2", 2, storage.read_doc(key)) is True
+    assert storage.read_bytes(key) == b"g4"
 
 
 # -- pages ------------------------------------------------------------------------------------

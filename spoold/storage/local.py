@@ -7,9 +7,9 @@ versioned document and page keeps a short history of generations beside the tree
     .spoold/generations/<key>/<generation>     (e.g. .../simple/foo/index.v1.json/000...7)
 
 * Swapping a document to generation ``n`` is ``link(tmp, history/n)``: exactly one writer
-  can create ``n``; the loser re-reads and merges. Old generations are pruned, so a winner
-  also checks that no higher generation exists (a very slow writer could otherwise
-  re-create a pruned slot).
+  can create ``n``; the loser re-reads and merges. Old generations are pruned once
+  KEEP_GENERATIONS newer ones exist, so a winner also checks that it is not that far
+  behind (a very slow writer could otherwise re-create a pruned slot).
 * The file a web server sees (``simple/foo/index.v1.json``) is a hard link to the newest
   generation, put in place by ``rename(2)``. Every writer that touches a key converges it
   ("is the visible file the newest generation? if not, replace and check again") before
@@ -41,7 +41,7 @@ from .base import Doc, Page, Storage, StorageUnavailable, StoredObject, check_ke
 
 HISTORY = ".spoold/generations"
 #: Generations kept per key; older ones are pruned once there are twice as many.
-KEEP_GENERATIONS = 8
+KEEP_GENERATIONS = 16
 
 
 def _gen_name(generation: int) -> str:
@@ -242,9 +242,14 @@ class LocalStorage(Storage):
         try:
             if not self._link_generation(key, data, generation):
                 return False
-            if any(g > generation for g in self._generations(key)):
-                # We re-created a slot that had been pruned long ago: we are not the
-                # newest, so this swap is lost (the stray generation is pruned later).
+            if self._generations(key)[-1] >= generation + KEEP_GENERATIONS:
+                # Pruning removes a slot only once KEEP_GENERATIONS newer ones exist, so
+                # this slot may have been pruned and re-created by us, a writer so slow
+                # that its base is long gone: the swap is lost (the stray is pruned
+                # later). A few newer generations, on the other hand, are writers that
+                # already built on ours: we won. (Were KEEP_GENERATIONS writers to win
+                # between our link and this check, we would retry, find our change in
+                # place and report it unchanged -- never lose it.)
                 return False
             self.checkpoint("doc-swapped", key)
             self._converge(key)

@@ -27,6 +27,20 @@ class _Handler(FileSystemEventHandler):
             self._call(self._hint, self._folder)
 
 
+def _no_move_pairing_delay() -> None:
+    """Stop watchdog holding every IN_MOVED_FROM for 0.5 s (to pair it with a MOVED_TO).
+
+    Its queue is first-in first-out, so each claim (a rename *out of* ``new/``) held back
+    every later event -- a new delivery included -- by up to half a second. spoold never
+    needs moves paired: it only wants to know that something arrived.
+    """
+    try:
+        from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
+    except ImportError:  # not Linux, or a watchdog without the grouper
+        return
+    InotifyMoveEventGrouper.delay = 0.0
+
+
 class FolderWatcher:
     """Watch some spool folders; ``hint(folder_name)`` runs on the reactor thread."""
 
@@ -38,6 +52,7 @@ class FolderWatcher:
         self._observer: Any = None
 
     def start(self) -> None:
+        _no_move_pairing_delay()
         observer = Observer()
         for name, path in self._folders.items():
             observer.schedule(_Handler(name, self._call, self._hint), str(path), recursive=False)

@@ -1,0 +1,364 @@
+"""Upload accounts in an Apache htpasswd file, checked through libpass (``passlib``).
+
+An htpasswd file because every operator already has the tools for it (``htpasswd -B``,
+config management modules) and because it needs no database. Accepted schemes are the
+salted, slow ones: bcrypt (``$2y$``, what ``spoold user add`` writes), sha256-crypt /
+sha512-crypt (``$5$`` / ``$6$``) and Apache's apr1 MD5 (``$apr1$``, older files).
+Unsalted ``{SHA}``, DES crypt and plain text entries never match: their owners are told
+(in the log) to re-add the user.
+
+Checking a bcrypt password costs a few hundred milliseconds of CPU, which is why
+:meth:`Htpasswd.verify` is blocking code for a thread pool, and why a success is
+remembered for a short while (keyed by the user, a keyed hash of the password and the
+entry it matched): twine uploads each file of a release with the same credentials, and
+only the first should pay for bcrypt. A changed entry, a changed file or :meth:`reload`
+forgets what was remembered.
+
+The file is re-read when its size, mtime or inode change (checked on every verification;
+one ``stat``), and on :meth:`reload` (SIGHUP).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import hashlib
+import hmac
+import os
+import secrets
+import stat
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from passlib.apache import HtpasswdFile
+from passlib.context import CryptContext
+from passlib.exc import UnknownHashError
+from twisted.logger import Logger
+
+from spoold.errors import ConfigError, SpooldError
+
+__all__ = [
+    "SCHEMES",
+    "BadCredentials",
+    "Credentials",
+    "Htpasswd",
+    "add_user",
+    "check_password_for_bcrypt",
+    "check_user_name",
+    "parse_basic",
+    "password_from_stream",
+    "prompt_password",
+]
+
+log = Logger()
+
+#: The schemes a password entry may use (``passlib`` names).
+SCHEMES = ("bcrypt", "sha256_crypt", "sha512_crypt", "apr_md5_crypt")
+_CONTEXT = CryptContext(schemes=list(SCHEMES), default="bcrypt")
+#: bcrypt looks at 72 bytes of a password; Apache truncates longer ones silently.
+BCRYPT_MAX_BYTES = 72
+#: Longest user name or password looked at in an Authorization header.
+_MAX_CREDENTIAL = 1024
+
+
+class BadCredentials(SpooldError):
+    """A user name or password that ``spoold user add`` will not write."""
+
+    code = "bad-credentials"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A user name and password from a request; the password never appears in a repr."""
+
+    user: str
+    password: str = field(repr=False)
+
+
+def parse_basic(header: bytes | str | None) -> Credentials | None:
+    """The credentials of an ``Authorization: Basic ...`` header, or None if there are
+    none or they are malformed (both answered with 401 and a challenge)."""
+    import base64
+    import binascii
+
+    if header is None:
+        return None
+    if isinstance(header, str):
+        header = header.encode("latin-1", "replace")
+    scheme, _, value = header.strip().partition(b" ")
+    if scheme.lower() != b"basic" or len(value) > 4 * _MAX_CREDENTIAL:
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    try:
+        text = decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        text = decoded.decode("latin-1")  # RFC 7617 leaves the charset to the client
+    user, colon, password = text.partition(":")
+    if not colon or not user:
+        return None
+    return Credentials(user, password)
+
+
+@dataclass(frozen=True, slots=True)
+class _Signature:
+    """What identifies one version of the file on disk."""
+
+    inode: int
+    size: int
+    mtime_ns: int
+
+
+@dataclass(slots=True)
+class _Remembered:
+    entry: str
+    password_mac: bytes
+    until: float
+
+
+class Htpasswd:
+    """One htpasswd file, re-read when it changes; safe to call from many threads.
+
+    ``clock`` (monotonic seconds) is injectable so tests can expire the cache by hand.
+    Opening a missing or unreadable file is a :class:`~spoold.errors.ConfigError`: a
+    server that was told to use a file and cannot is misconfigured, not open to everyone.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        cache_seconds: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_cached: int = 1024,
+    ) -> None:
+        self.path = Path(path)
+        self.cache_seconds = cache_seconds
+        self.clock = clock
+        self.max_cached = max_cached
+        self._lock = threading.Lock()
+        self._entries: dict[str, str] = {}
+        self._signature: _Signature | None = None
+        self._remembered: dict[str, _Remembered] = {}
+        self._mac_key = secrets.token_bytes(32)
+        self._warned: set[tuple[str, str]] = set()
+        #: How many times a password was checked with the slow hash (for tests and metrics).
+        self.slow_checks = 0
+        self.reload()
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Re-read the file now and forget remembered successes (SIGHUP).
+
+        If the file cannot be read, the users loaded before are kept (a half-finished
+        edit must not lock everyone out) and :class:`ConfigError` says why.
+        """
+        with self._lock:
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    raise ConfigError(f"htpasswd {self.path} is not a regular file")
+                data = f.read(16 * 1024 * 1024 + 1)
+        except FileNotFoundError:
+            raise ConfigError(
+                f"htpasswd file {self.path} does not exist; create it with "
+                f"`spoold user add NAME --htpasswd {self.path}`"
+            ) from None
+        except OSError as e:
+            raise ConfigError(f"cannot read htpasswd file {self.path}: {e.strerror}") from None
+        if len(data) > 16 * 1024 * 1024:
+            raise ConfigError(f"htpasswd file {self.path} is larger than 16 MiB")
+        try:
+            parsed = HtpasswdFile.from_string(data, encoding="utf-8")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ConfigError(f"htpasswd file {self.path} is malformed: {e}") from None
+        entries: dict[str, str] = {}
+        for user in parsed.users():
+            entry = parsed.get_hash(user)
+            entries[user] = entry.decode("ascii", "replace") if isinstance(entry, bytes) else str(entry)
+        self._entries = entries
+        self._signature = _Signature(st.st_ino, st.st_size, st.st_mtime_ns)
+        self._remembered.clear()
+
+    def _reload_if_changed(self) -> None:
+        """One stat; re-read on any change (mtime alone misses same-second edits)."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            # Being replaced (rename in progress) or removed: keep what we have; the
+            # next check or a reload() says more.
+            return
+        current = _Signature(st.st_ino, st.st_size, st.st_mtime_ns)
+        if current != self._signature:
+            try:
+                self._load()
+            except ConfigError as e:
+                log.warn("keeping the previous users: {error}", error=str(e))
+                self._signature = current  # do not retry on every request
+
+    @property
+    def users(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._entries)
+
+    # -- checking --------------------------------------------------------------------------
+
+    def verify(self, user: str, password: str) -> bool:
+        """True if the file has ``user`` with this password. Blocking (stat and, unless
+        a recent success is remembered, bcrypt): call it in a thread."""
+        if len(user) > _MAX_CREDENTIAL or len(password) > _MAX_CREDENTIAL:
+            return False
+        with self._lock:
+            self._reload_if_changed()
+            entry = self._entries.get(user)
+            mac = self._mac(user, password)
+            remembered = self._remembered.get(user)
+            now = self.clock()
+            if (
+                entry is not None
+                and remembered is not None
+                and remembered.entry == entry
+                and remembered.until > now
+                and hmac.compare_digest(remembered.password_mac, mac)
+            ):
+                return True
+        if entry is None:
+            # Spend the same time as for a real user, so timing does not list the users.
+            _CONTEXT.dummy_verify()
+            return False
+        ok = self._slow_verify(user, password, entry)
+        if ok:
+            with self._lock:
+                if len(self._remembered) >= self.max_cached:
+                    self._remembered.pop(next(iter(self._remembered)))
+                if self._entries.get(user) == entry:
+                    self._remembered[user] = _Remembered(entry, mac, self.clock() + self.cache_seconds)
+        return ok
+
+    def _slow_verify(self, user: str, password: str, entry: str) -> bool:
+        self.slow_checks += 1
+        secret = password.encode("utf-8")
+        if entry.startswith(("$2a$", "$2b$", "$2y$", "$2x$")):
+            secret = secret[:BCRYPT_MAX_BYTES]  # as Apache does for htpasswd -B entries
+        try:
+            return bool(_CONTEXT.verify(secret, entry))
+        except (UnknownHashError, ValueError, TypeError):
+            scheme = entry.split("$")[1] if entry.startswith("$") else entry[:6]
+            if (user, scheme) not in self._warned:
+                self._warned.add((user, scheme))
+                log.warn(
+                    "the htpasswd entry of {user!r} uses an unsupported or malformed scheme; "
+                    "re-add the user with `spoold user add`", user=user,
+                )
+            return False
+
+    def _mac(self, user: str, password: str) -> bytes:
+        message = user.encode("utf-8", "surrogatepass") + b"\x00" + password.encode("utf-8", "surrogatepass")
+        return hmac.new(self._mac_key, message, hashlib.sha256).digest()
+
+
+# -- writing (spoold user add) -------------------------------------------------------------
+
+
+def check_user_name(name: str) -> str:
+    """Refuse names htpasswd cannot hold or a person could not type into twine."""
+    if not name:
+        raise BadCredentials("the user name is empty")
+    if ":" in name:
+        raise BadCredentials("a user name cannot contain ':' (htpasswd separates fields with it)")
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        raise BadCredentials("a user name cannot contain spaces or control characters")
+    if len(name.encode("utf-8")) > 255:
+        raise BadCredentials("a user name can be at most 255 bytes long")
+    return name
+
+
+def check_password_for_bcrypt(password: str) -> str:
+    if not password:
+        raise BadCredentials("the password is empty")
+    if "\n" in password or "\r" in password or "\x00" in password:
+        raise BadCredentials("a password cannot contain line breaks or NUL characters")
+    if len(password.encode("utf-8")) > BCRYPT_MAX_BYTES:
+        raise BadCredentials(
+            f"the password is longer than {BCRYPT_MAX_BYTES} bytes, and bcrypt ignores the "
+            f"rest; use a password of at most {BCRYPT_MAX_BYTES} bytes"
+        )
+    return password
+
+
+def add_user(path: str | os.PathLike[str], name: str, password: str, *, rounds: int = 12) -> bool:
+    """Add ``name`` with a bcrypt entry, or replace its entry; True if the user is new.
+
+    The file is written to a temporary name beside it and renamed over it, so a running
+    server (which re-reads the file when it changes) never sees half a file. Other lines
+    are kept as they were; a new file is created with mode 0600.
+    """
+    check_user_name(name)
+    check_password_for_bcrypt(password)
+    path = Path(path)
+    try:
+        existing = path.read_bytes()
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        existing = b""
+        mode = 0o600
+    except OSError as e:
+        raise ConfigError(f"cannot read htpasswd file {path}: {e.strerror}") from None
+    try:
+        htpasswd = HtpasswdFile.from_string(existing, encoding="utf-8", default_scheme="bcrypt")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"htpasswd file {path} is malformed: {e}") from None
+    new = name not in htpasswd.users()
+    entry = _CONTEXT.handler("bcrypt").using(rounds=rounds, ident="2y").hash(password)
+    htpasswd.set_hash(name, entry)
+    data = htpasswd.to_string()
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as e:
+        raise ConfigError(f"cannot write beside {path}: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise ConfigError(f"cannot write htpasswd file {path}: {e.strerror}") from None
+    with contextlib.suppress(OSError):
+        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    return new
+
+
+def password_from_stream(stream: TextIO) -> str:
+    """The first line of ``stream`` without its line end (``--password-stdin``)."""
+    line = stream.readline(4096)
+    return line.rstrip("\r\n")
+
+
+def prompt_password(user: str, *, ask: Callable[[str], str] = getpass.getpass) -> str:
+    """Ask twice on the terminal; :class:`BadCredentials` if the answers differ."""
+    first = ask(f"Password for {user}: ")
+    second = ask("Again: ")
+    if first != second:
+        raise BadCredentials("the passwords do not match; nothing was changed")
+    return check_password_for_bcrypt(first)

@@ -1,0 +1,109 @@
+"""``GET /health`` (JSON for load balancers and people) and ``GET /metrics`` (Prometheus).
+
+Both read the spool's queue depths in a thread (a directory listing per folder); health
+also checks the storage with its ``ping`` (a ``HEAD`` on the bucket for S3), also in a
+thread. ``/health`` answers 200 whenever spoold itself runs, as the contract says, and
+reports what is wrong in the body (``"ok": false``, the storage error): an index whose
+storage is briefly down still takes uploads into the spool, so a load balancer should not
+take it out of rotation for that.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.server import NOT_DONE_YET, Request
+
+from spoold import __version__
+from spoold.metrics import CONTENT_TYPE, Metrics
+from spoold.spool import Spool
+from spoold.web import LeafResource, Run, finish_text, is_gone
+
+__all__ = ["HealthResource", "MetricsResource", "health_report"]
+
+log = Logger()
+
+
+def health_report(spool: Spool, ping: Callable[[], None]) -> dict[str, Any]:
+    """Queue depths and storage reachability; blocking (run it in a thread)."""
+    counts = dict(spool.status().counts)
+    error: str | None = None
+    try:
+        ping()
+    except Exception as e:  # any failure means "not reachable"; the message says why
+        error = str(e) or type(e).__name__
+    return {
+        "ok": error is None,
+        "version": __version__,
+        "queues": counts,
+        "storage": {"reachable": error is None, "error": error},
+    }
+
+
+class HealthResource(LeafResource):
+
+    def __init__(self, spool: Spool, ping: Callable[[], None], run: Run, metrics: Metrics | None = None) -> None:
+        super().__init__()
+        self.spool = spool
+        self.ping = ping
+        self.run = run
+        self.metrics = metrics
+
+    def render_GET(self, request: Request) -> int:
+        d = self.run(health_report, self.spool, self.ping)
+        d.addCallbacks(self._report, self._failed, callbackArgs=(request,), errbackArgs=(request,))
+        return NOT_DONE_YET
+
+    def _report(self, report: dict[str, Any], request: Request) -> None:
+        if self.metrics is not None:
+            self.metrics.set_queue_depths(report["queues"])
+            self.metrics.storage_up.set(1 if report["storage"]["reachable"] else 0)
+        if is_gone(request):
+            return
+        body = (json.dumps(report, sort_keys=True) + "\n").encode()
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        request.setHeader(b"content-length", str(len(body)).encode())
+        if request.method != b"HEAD":
+            request.write(body)
+        request.finish()
+
+    def _failed(self, failure: Failure, request: Request) -> None:
+        log.failure("health check failed", failure)
+        finish_text(request, 500, f"The health check failed: {failure.getErrorMessage()}")
+
+
+class MetricsResource(LeafResource):
+
+    def __init__(self, spool: Spool, metrics: Metrics, run: Run) -> None:
+        super().__init__()
+        self.spool = spool
+        self.metrics = metrics
+        self.run = run
+
+    def _collect(self) -> bytes:
+        self.metrics.set_queue_depths(self.spool.status().counts)
+        return self.metrics.render()
+
+    def render_GET(self, request: Request) -> int:
+        d = self.run(self._collect)
+        d.addCallbacks(self._send, self._failed, callbackArgs=(request,), errbackArgs=(request,))
+        return NOT_DONE_YET
+
+    def _send(self, body: bytes, request: Request) -> None:
+        if is_gone(request):
+            return
+        request.setHeader(b"content-type", CONTENT_TYPE.encode())
+        request.setHeader(b"cache-control", b"no-store")
+        request.setHeader(b"content-length", str(len(body)).encode())
+        if request.method != b"HEAD":
+            request.write(body)
+        request.finish()
+
+    def _failed(self, failure: Failure, request: Request) -> None:
+        log.failure("collecting metrics failed", failure)
+        finish_text(request, 500, f"Collecting metrics failed: {failure.getErrorMessage()}")

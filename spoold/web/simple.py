@@ -1,0 +1,164 @@
+"""``GET /simple/`` and ``GET /simple/<project>/``: the pre-rendered index pages.
+
+Pages are rendered by the publisher when a project changes and stored next to the files
+(``simple/<project>/index.html`` and ``index.v1.json``); serving one is a storage read
+and a content negotiation (PEP 691, :mod:`spoold.negotiation`), never a rendering. So
+the HTTP layer needs no manifest logic, and a static web server pointed at the storage
+serves the same bytes.
+
+Every answer carries ``Vary: Accept`` (the same URL has two representations, and a cache
+must not hand the JSON page to a browser), and a strong ``ETag`` from storage so clients
+revalidate with ``If-None-Match`` and get 304. Redirects are relative (``../foo/``) so a
+reverse proxy can mount spoold under any prefix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from packaging.utils import canonicalize_name
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.server import NOT_DONE_YET, Request
+
+from spoold.errors import Transient
+from spoold.index import render_root_html, render_root_json
+from spoold.manifest import RootIndex
+from spoold.negotiation import Choice, Format, NotAcceptable, choose
+from spoold.storage.base import Page
+from spoold.web import LeafResource, Run, StorageReader, decode_segments, finish_text, is_gone, send_text
+
+log = Logger()
+
+__all__ = ["SimpleResource", "SimplePolicy", "etag_matches", "is_project_name"]
+
+_PROJECT_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,198}[A-Za-z0-9])?$")
+
+#: Served when nothing was ever published, so pip sees an empty index, not an error.
+_EMPTY_ROOT = {
+    Format.HTML: render_root_html(RootIndex()),
+    Format.JSON: render_root_json(RootIndex()),
+}
+_SUFFIX = {Format.HTML: "index.html", Format.JSON: "index.v1.json"}
+
+
+@dataclass(frozen=True, slots=True)
+class SimplePolicy:
+    #: Index pages change with every upload; clients revalidate (cheap, thanks to ETag).
+    cache_control: str = "max-age=0, must-revalidate"
+    #: Seconds a client should wait before retrying when storage is down.
+    retry_after: int = 30
+
+
+def is_project_name(name: str) -> bool:
+    """A valid project name (PEP 508 / core metadata ``Name``)."""
+    return bool(_PROJECT_NAME.match(name))
+
+
+def etag_matches(if_none_match: bytes | None, etag: str) -> bool:
+    """Whether ``If-None-Match`` names ``etag`` (weak comparison, RFC 9110 13.1.2)."""
+    if if_none_match is None:
+        return False
+    text = if_none_match.decode("latin-1").strip()
+    if text == "*":
+        return True
+    wanted = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == wanted for tag in text.split(",") if tag.strip())
+
+
+def _query(request: Request) -> str:
+    _, question, query = request.uri.partition(b"?")
+    return ("?" + query.decode("latin-1")) if question else ""
+
+
+class SimpleResource(LeafResource):
+    """``/simple/...``; a leaf: it reads ``request.postpath`` itself."""
+
+
+    def __init__(self, storage: StorageReader, run: Run, policy: SimplePolicy | None = None) -> None:
+        super().__init__()
+        self.storage = storage
+        self.run = run
+        self.policy = policy or SimplePolicy()
+
+    def render_GET(self, request: Request) -> bytes | int:
+        request.setHeader(b"vary", b"Accept")
+        segments = decode_segments(request.postpath)
+        if segments is None:
+            return send_text(request, 404, "Not found")
+        if segments == []:  # /simple
+            return self._redirect(request, "simple/")
+        if segments == [""]:
+            return self._serve(request, "simple/", None)
+        if len(segments) > 2 or (len(segments) == 2 and segments[1] != ""):
+            return send_text(request, 404, "Not found")
+        name = segments[0]
+        if not is_project_name(name):
+            return send_text(request, 404, f"No project named {name[:200]!r}: not a valid project name")
+        project = canonicalize_name(name)
+        if len(segments) == 1:  # /simple/Name (no slash)
+            return self._redirect(request, f"{project}/")
+        if project != name:
+            return self._redirect(request, f"../{project}/")
+        return self._serve(request, f"simple/{project}/", project)
+
+    def _redirect(self, request: Request, location: str) -> bytes:
+        body = send_text(request, 301, f"Moved to {location}", headers=[
+            (b"location", (location + _query(request)).encode("ascii")),
+            (b"cache-control", b"max-age=3600"),
+        ])
+        return body
+
+    def _serve(self, request: Request, prefix: str, project: str | None) -> bytes | int:
+        fmt = request.args.get(b"format")
+        choice = choose(
+            _header(request, b"accept"),
+            fmt[0].decode("utf-8", "replace") if fmt else None,
+        )
+        if isinstance(choice, NotAcceptable):
+            return send_text(request, 406, choice.message)
+        key = prefix + _SUFFIX[choice.format]
+        d = self.run(self.storage.read_page, key)
+        d.addCallback(self._found, request, choice, project)
+        d.addErrback(self._failed, request)
+        return NOT_DONE_YET
+
+    def _found(self, page: Page | None, request: Request, choice: Choice, project: str | None) -> None:
+        if is_gone(request):
+            return
+        if page is None:
+            if project is not None:
+                finish_text(request, 404, f"No project named {project!r} on this index")
+                return
+            data = _EMPTY_ROOT[choice.format]
+            page = Page(data, '"' + hashlib.sha256(data).hexdigest()[:32] + '"')
+        request.setHeader(b"etag", page.etag.encode("ascii"))
+        request.setHeader(b"cache-control", self.policy.cache_control.encode("ascii"))
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        if etag_matches(request.getHeader(b"if-none-match"), page.etag):
+            request.setResponseCode(304)
+            request.finish()
+            return
+        request.setHeader(b"content-type", choice.content_type.encode("ascii"))
+        request.setHeader(b"content-length", str(len(page.data)).encode("ascii"))
+        if request.method != b"HEAD":
+            request.write(page.data)
+        request.finish()
+
+    def _failed(self, failure: Failure, request: Request) -> None:
+        if failure.check(Transient):
+            finish_text(request, 503, f"The index storage is unavailable: {failure.value}",
+                        headers=[(b"retry-after", str(self.policy.retry_after).encode())])
+            return
+        log.failure("reading an index page failed", failure)
+        finish_text(request, 500, "Internal error while reading the index; see the server log")
+
+
+def _header(request: Request, name: bytes) -> str | None:
+    values: list[Any] | None = request.requestHeaders.getRawHeaders(name)
+    if values is None:
+        return None
+    return ", ".join(v.decode("latin-1") for v in values)

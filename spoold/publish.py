@@ -368,6 +368,8 @@ def remove(storage: Storage, project: str, filename: str) -> ChangeResult:
     who pinned the file's hash will break, which is why yanking is usually better.
     """
     project = _normalized(project)
+    if not filename or "/" in filename or "\x00" in filename or filename.startswith("."):
+        raise NotFound(f"{filename!r} is not a distribution filename")
     stored = storage.stat(file_key(project, filename)) is not None
 
     def change(current: Manifest | None) -> Manifest:
@@ -394,7 +396,7 @@ def extract_metadata(path: Path, filename: str) -> bytes:
     bounded read of the wheel's ``.dist-info/METADATA`` or the sdist's ``PKG-INFO``.
     """
     try:
-        from spoold.inspection import inspect_file  # type: ignore[import-not-found]
+        from spoold.inspection import inspect_file
     except ImportError:
         return _read_metadata_member(path, filename)
     return bytes(inspect_file(path, filename).metadata)
@@ -556,13 +558,12 @@ def reindex(
     for done, project in enumerate(names, 1):
         try:
             manifest, count, got = _reindex_project(storage, project, extract, problems)
+            files += count
+            extracted += got
+            if manifest.files:
+                listed[project] = manifest.name
         except NotFound as exc:
             problems.append(str(exc))
-            continue
-        files += count
-        extracted += got
-        if manifest.files:
-            listed[project] = manifest.name
         if progress is not None:
             progress(ReindexProgress(done, len(names), project))
 

@@ -389,6 +389,8 @@ def test_admin_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert admin.reindex_command(url, ["missing"]) == 1
     assert "nothing is stored under packages/missing/" in capsys.readouterr().err
     assert admin.remove_command(url, "cli", "nope.whl") == 1
+    assert admin.remove_command(url, "cli", "../../etc/passwd") == 1
+    assert "is not a distribution filename" in capsys.readouterr().err
     assert admin.remove_command(url, "cli", d.filename) == 0
     assert admin.yank_command("ftp://x", "cli", "1.0") == 2
     assert "unsupported scheme" in capsys.readouterr().err

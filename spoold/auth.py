@@ -180,10 +180,7 @@ class Htpasswd:
             raise ConfigError(f"cannot read htpasswd file {self.path}: {e.strerror}") from None
         if len(data) > 16 * 1024 * 1024:
             raise ConfigError(f"htpasswd file {self.path} is larger than 16 MiB")
-        try:
-            parsed = HtpasswdFile.from_string(data, encoding="utf-8")
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ConfigError(f"htpasswd file {self.path} is malformed: {e}") from None
+        parsed = _parse_file(data, self.path)
         entries: dict[str, str] = {}
         for user in parsed.users():
             entry = parsed.get_hash(user)
@@ -269,6 +266,14 @@ class Htpasswd:
         return hmac.new(self._mac_key, message, hashlib.sha256).digest()
 
 
+def _parse_file(data: bytes, path: Path) -> HtpasswdFile:
+    try:
+        data.decode("utf-8")
+        return HtpasswdFile.from_string(data, encoding="utf-8", default_scheme="bcrypt")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"htpasswd file {path} is malformed ({e}); fix or recreate it") from None
+
+
 # -- writing (spoold user add) -------------------------------------------------------------
 
 
@@ -316,10 +321,7 @@ def add_user(path: str | os.PathLike[str], name: str, password: str, *, rounds: 
         mode = 0o600
     except OSError as e:
         raise ConfigError(f"cannot read htpasswd file {path}: {e.strerror}") from None
-    try:
-        htpasswd = HtpasswdFile.from_string(existing, encoding="utf-8", default_scheme="bcrypt")
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ConfigError(f"htpasswd file {path} is malformed: {e}") from None
+    htpasswd = _parse_file(existing, path)
     new = name not in htpasswd.users()
     entry = _CONTEXT.handler("bcrypt").using(rounds=rounds, ident="2y").hash(password)
     htpasswd.set_hash(name, entry)

@@ -328,7 +328,7 @@ def _rfc2231(value: str) -> str:
 def _parse_header_value(value: str) -> tuple[str, dict[str, str]]:
     """``type; a=b; c="d \\" e"`` -> ("type", {"a": "b", "c": 'd " e'}); keys lowercased.
 
-    Quoted strings may hold ``;`` and backslash escapes. A parameter given twice is
+    Quoted strings may hold ``;`` and the escapes ``\\"`` and ``\\\\``. A parameter given twice is
     refused (which one a server picks is how smuggling attacks start).
     """
     i = 0
@@ -364,7 +364,10 @@ def _parse_header_value(value: str) -> tuple[str, dict[str, str]]:
                 if i >= n:
                     raise InvalidForm("a quoted header parameter is not closed")
                 c = value[i]
-                if c == "\\" and i + 1 < n:
+                if c == "\\" and i + 1 < n and value[i + 1] in '"\\':
+                    # Only \" and \\ are escapes: browsers send Windows paths
+                    # (C:\dir\file) unescaped, and those backslashes must survive so the
+                    # path is seen and refused.
                     chars.append(value[i + 1])
                     i += 2
                     continue

@@ -255,24 +255,24 @@ def upload_form(
 ) -> tuple[bytes, str]:
     """A body and Content-Type exactly as twine 7 builds them (requests-toolbelt)."""
     guessed_name, guessed_version = filename.split("-")[:2]
-    fields: list[tuple[str, Any]] = [
+    base: list[tuple[str, Any]] = [
         ("metadata_version", "2.1"),
         ("name", name if name is not None else guessed_name),
         ("version", version if version is not None else guessed_version.removesuffix(".tar.gz")),
         ("classifiers", "Programming Language :: Python :: 3"),
         ("classifiers", "License :: OSI Approved :: MIT License"),
-        ("description", "# A readme\n\n" + "long text " * 2000),
+        ("description", "# A readme\n\n" + "long text " * 12_000),
         ("pyversion", "py3" if filename.endswith(".whl") else "source"),
         ("filetype", filetype if filetype is not None else
          ("bdist_wheel" if filename.endswith(".whl") else "sdist")),
         ("sha256_digest", hashlib.sha256(data).hexdigest()),
         ("blake2_256_digest", hashlib.blake2b(data, digest_size=32).hexdigest()),
-        *(extra or []),
         (":action", "file_upload"),
         ("protocol_version", "1"),
     ]
-    fields = [(k, v) for k, v in fields if k not in drop]
-    fields.append(("content", (filename, io.BytesIO(data), "application/octet-stream")))
+    fields = [(k, v) for k, v in base if k not in drop] + list(extra or [])
+    if "content" not in drop:  # last, as twine sends it
+        fields.append(("content", (filename, io.BytesIO(data), "application/octet-stream")))
     encoder = MultipartEncoder(fields)
     return encoder.to_string(), encoder.content_type
 

@@ -86,10 +86,10 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
     if m[1]:
         first = int(m[1])
         last = int(m[2]) if m[2] else size - 1
-        if last < first:
-            return None
         if first >= size:
             return False
+        if last < first:
+            return None
         last = min(last, size - 1)
     else:  # suffix: the last n bytes
         n = int(m[2])

@@ -1,0 +1,191 @@
+"""GET /packages/<project>/<file>: local streaming, ranges, S3 redirects and proxying."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_web_harness import Connection, MemoryStorage, make_site, raw_request, request
+
+from spoold.spool import Spool
+from spoold.web.files import FilesPolicy, parse_range
+from spoold.web.site import WebPolicy
+
+DATA = bytes(range(256)) * 5000  # 1.28 MB, several chunks
+KEY = "packages/foo-bar/foo_bar-1.0-py3-none-any.whl"
+URL = "/packages/foo-bar/foo_bar-1.0-py3-none-any.whl"
+SMALL_CHUNKS = WebPolicy(files=FilesPolicy(chunk=64 * 1024))
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> MemoryStorage:
+    storage = MemoryStorage(tmp_path / "storage")
+    storage.add_file(KEY, DATA)
+    storage.add_file(KEY + ".metadata", b"Metadata-Version: 2.1\nName: foo-bar\n")
+    return storage
+
+
+@pytest.fixture
+def s3(tmp_path: Path) -> MemoryStorage:
+    storage = MemoryStorage(tmp_path / "storage", s3=True)
+    storage.add_file(KEY, DATA)
+    return storage
+
+
+def test_local_file_is_streamed(tmp_path: Path, spool: Spool, local: MemoryStorage) -> None:
+    site = make_site(tmp_path, spool, storage=local, policy=SMALL_CHUNKS)
+    conn = Connection(site)
+    conn.send(raw_request("GET", URL))
+    # one chunk per write: the file went out in pieces, not as one buffer
+    assert len(conn.transport.io.getvalue()) > len(DATA)
+    [r] = conn.responses()
+    assert r.status == 200
+    assert r.body == DATA
+    assert r.header("content-length") == str(len(DATA))
+    assert r.header("content-type") == "application/octet-stream"
+    assert r.header("etag") and r.header("last-modified") and r.header("accept-ranges") == "bytes"
+    assert not conn.closed  # keep-alive still works after a streamed body
+
+
+def test_metadata_file(tmp_path: Path, spool: Spool, local: MemoryStorage) -> None:
+    site = make_site(tmp_path, spool, storage=local)
+    r = request(site, "GET", URL + ".metadata")
+    assert r.status == 200 and r.body.startswith(b"Metadata-Version")
+
+
+def test_etag_and_if_none_match(tmp_path: Path, spool: Spool, local: MemoryStorage) -> None:
+    site = make_site(tmp_path, spool, storage=local)
+    etag = request(site, "GET", URL).header("etag")
+    r = request(site, "GET", URL, {"If-None-Match": etag})
+    assert r.status == 304 and r.body == b""
+
+
+def test_head(tmp_path: Path, spool: Spool, local: MemoryStorage) -> None:
+    site = make_site(tmp_path, spool, storage=local)
+    r = request(site, "HEAD", URL)
+    assert r.status == 200 and r.body == b"" and r.header("content-length") == str(len(DATA))
+
+
+@pytest.mark.parametrize(
+    ("header", "start", "end"),
+    [("bytes=0-99", 0, 100), ("bytes=100-", 100, len(DATA)), ("bytes=-50", len(DATA) - 50, len(DATA)),
+     ("bytes=1000-999999999", 1000, len(DATA))],
+)
+def test_single_ranges(tmp_path: Path, spool: Spool, local: MemoryStorage, header: str, start: int, end: int) -> None:
+    site = make_site(tmp_path, spool, storage=local, policy=SMALL_CHUNKS)
+    r = request(site, "GET", URL, {"Range": header})
+    assert r.status == 206
+    assert r.body == DATA[start:end]
+    assert r.header("content-range") == f"bytes {start}-{end - 1}/{len(DATA)}"
+
+
+def test_unsatisfiable_and_ignored_ranges(tmp_path: Path, spool: Spool, local: MemoryStorage) -> None:
+    site = make_site(tmp_path, spool, storage=local)
+    r = request(site, "GET", URL, {"Range": f"bytes={len(DATA)}-"})
+    assert r.status == 416 and r.header("content-range") == f"bytes */{len(DATA)}"
+    # several ranges, or a stale If-Range: the whole file
+    assert request(site, "GET", URL, {"Range": "bytes=0-1,5-6"}).body == DATA
+    assert request(site, "GET", URL, {"Range": "bytes=0-1", "If-Range": '"stale"'}).status == 200
+
+
+def test_parse_range() -> None:
+    assert parse_range(None, 10) is None
+    assert parse_range("bytes=0-0", 10) == (0, 1)
+    assert parse_range("bytes=5-2", 10) is None
+    assert parse_range("bytes=-0", 10) is False
+    assert parse_range("bytes=-20", 10) == (0, 10)
+    assert parse_range("items=0-1", 10) is None
+    assert parse_range("bytes=-", 10) is None
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/packages/foo-bar/missing-1.0.tar.gz",
+        "/packages/Foo_Bar/foo_bar-1.0-py3-none-any.whl",  # not the normalized name
+        "/packages/foo-bar/..%2F..%2F..%2Fetc%2Fpasswd",
+        "/packages/foo-bar/%2E%2E",
+        "/packages/foo-bar/.hidden",
+        "/packages/../simple/index.html",
+        "/packages/foo-bar/a/b",
+        "/packages/foo-bar/",
+        "/packages/foo-bar",
+        "/packages/",
+        "/packages/foo-bar/%FF.whl",
+        "/packages/foo-bar/x%00.whl",
+        "/packages/foo-bar/x%5Cy.whl",
+    ],
+)
+def test_no_escapes_and_404s(tmp_path: Path, spool: Spool, local: MemoryStorage, path: str) -> None:
+    (tmp_path / "storage" / "packages" / "secret").write_text("x")
+    site = make_site(tmp_path, spool, storage=local)
+    r = request(site, "GET", path)
+    assert r.status == 404, (path, r.status, r.body[:100])
+
+
+def test_s3_redirects_to_a_presigned_url(tmp_path: Path, spool: Spool, s3: MemoryStorage) -> None:
+    site = make_site(tmp_path, spool, storage=s3)
+    r = request(site, "GET", URL)
+    assert r.status == 302
+    assert r.header("location", ).startswith("https://bucket.example/" + KEY)  # type: ignore[union-attr]
+    assert "X-Amz-Expires=300" in r.header("location")  # type: ignore[operator]
+    assert r.header("cache-control") == "no-store"
+
+
+def test_s3_proxy(tmp_path: Path, spool: Spool, s3: MemoryStorage) -> None:
+    policy = WebPolicy(files=FilesPolicy(proxy=True, chunk=100_000))
+    site = make_site(tmp_path, spool, storage=s3, policy=policy)
+    r = request(site, "GET", URL)
+    assert r.status == 200 and r.body == DATA and r.header("content-length") == str(len(DATA))
+    assert request(site, "GET", "/packages/foo-bar/missing-1.0.tar.gz").status == 404
+
+
+def test_storage_down(tmp_path: Path, spool: Spool, local: MemoryStorage) -> None:
+    local.down = "disk unmounted"
+    site = make_site(tmp_path, spool, storage=local)
+    r = request(site, "GET", URL)
+    assert r.status == 503 and "disk unmounted" in r.text
+
+
+def _paused_connection(site):  # type: ignore[no-untyped-def]
+    """A connection whose transport is full: a registered producer is paused at once."""
+    conn = Connection(site)
+    register = conn.channel.registerProducer
+
+    def paused(producer, streaming):  # type: ignore[no-untyped-def]
+        register(producer, streaming)
+        producer.pauseProducing()
+
+    conn.channel.registerProducer = paused
+    return conn
+
+
+def test_a_slow_client_slows_the_reads(tmp_path: Path, spool: Spool, local: MemoryStorage) -> None:
+    site = make_site(tmp_path, spool, storage=local, policy=SMALL_CHUNKS)
+    conn = _paused_connection(site)
+    conn.send(raw_request("GET", URL))
+    assert len(conn.transport.value()) < 1000  # headers only: nothing read while paused
+    conn.channel.resumeProducing()
+    [r] = conn.responses()
+    assert r.body == DATA
+
+
+def test_client_going_away_closes_the_file(tmp_path: Path, spool: Spool, local: MemoryStorage) -> None:
+    from twisted.internet.error import ConnectionLost
+    from twisted.python.failure import Failure
+
+    site = make_site(tmp_path, spool, storage=local, policy=SMALL_CHUNKS)
+    conn = _paused_connection(site)
+    conn.send(raw_request("GET", URL))
+    producer = conn.channel._requestProducer
+    stream = producer._stream
+    assert stream is not None and not stream.closed
+    conn.channel.connectionLost(Failure(ConnectionLost()))
+    assert stream.closed and producer._stream is None
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_wrong_methods(tmp_path: Path, spool: Spool, local: MemoryStorage, method: str) -> None:
+    site = make_site(tmp_path, spool, storage=local)
+    r = request(site, method, URL)
+    assert r.status == 405 and r.header("allow") == "GET, HEAD"

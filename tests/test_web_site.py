@@ -1,0 +1,223 @@
+"""The assembled site: /health, /metrics, timeouts against slow clients, logging, wiring."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_web_harness import (
+    Connection,
+    FakeWaiter,
+    MemoryStorage,
+    basic,
+    make_site,
+    raw_request,
+    request,
+    upload_form,
+    wheel,
+)
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs
+
+from spoold.auth import Htpasswd, add_user
+from spoold.config import Settings
+from spoold.outcome import Result
+from spoold.spool import Spool
+from spoold.web.site import WebPolicy, auth_from_settings, build_site
+
+
+@pytest.fixture
+def reactor() -> MemoryReactorClock:
+    return MemoryReactorClock()
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> MemoryStorage:
+    return MemoryStorage(tmp_path / "storage")
+
+
+# -- /health and /metrics ----------------------------------------------------------------------
+
+
+def test_health(tmp_path: Path, spool: Spool, storage: MemoryStorage) -> None:
+    spool.deliver_bytes(b"x", "a-1.0.tar.gz")
+    site = make_site(tmp_path, spool, storage=storage)
+    r = request(site, "GET", "/health")
+    assert r.status == 200 and r.header("content-type") == "application/json"
+    report = json.loads(r.body)
+    assert report["ok"] is True
+    assert report["queues"] == {"incoming": 0, "tmp": 0, "new": 1, "cur": 0, "deferred": 0,
+                                "done": 0, "failed": 0}
+    assert report["storage"] == {"reachable": True, "error": None}
+    assert r.header("cache-control") == "no-store"
+
+
+def test_health_with_storage_down_still_answers(tmp_path: Path, spool: Spool, storage: MemoryStorage) -> None:
+    storage.down = "cannot reach bucket pypi: timed out"
+    site = make_site(tmp_path, spool, storage=storage)
+    r = request(site, "GET", "/health")
+    assert r.status == 200
+    report = json.loads(r.body)
+    assert report["ok"] is False
+    assert report["storage"] == {"reachable": False, "error": "cannot reach bucket pypi: timed out"}
+    assert "spoold_storage_reachable 0.0" in site.metrics.render().decode()
+
+
+def test_metrics(tmp_path: Path, spool: Spool) -> None:
+    spool.deliver_bytes(b"x", "a-1.0.tar.gz")
+    spool.deliver_bytes(b"y", "b-1.0.tar.gz")
+    site = make_site(tmp_path, spool)
+    request(site, "GET", "/simple/nothing/")
+    r = request(site, "GET", "/metrics")
+    assert r.status == 200
+    assert r.header("content-type").startswith("text/plain; version=")  # type: ignore[union-attr]
+    text = r.text
+    assert 'spoold_queue_depth{folder="new"} 2.0' in text
+    assert 'spoold_http_requests_total{method="GET",status="404"} 1.0' in text
+    assert "spoold_publish_seconds_bucket" in text
+    # nothing from the global registry (process collectors, other tests' metrics)
+    assert "process_cpu_seconds_total" not in text and "python_info" not in text
+
+
+def test_hostile_methods_do_not_create_metric_series(tmp_path: Path, spool: Spool) -> None:
+    site = make_site(tmp_path, spool)
+    for i in range(5):
+        request(site, f"X{i}WEIRD", "/simple/")
+    assert site.metrics.render().decode().count('spoold_http_requests_total{method="other"') == 1
+
+
+# -- slow and idle clients --------------------------------------------------------------------
+
+
+def test_headers_must_arrive_within_the_header_timeout(tmp_path: Path, spool: Spool, reactor: MemoryReactorClock) -> None:
+    site = make_site(tmp_path, spool, reactor=reactor, policy=WebPolicy(header_timeout=30, idle_timeout=60))
+    conn = Connection(site)
+    conn.send(b"GET /simple/ HTTP/1.1\r\n")
+    # a slowloris: one header byte every 10 s keeps the idle timeout from firing...
+    for _ in range(2):
+        reactor.advance(10)
+        conn.send(b"X")
+    assert not conn.closed
+    reactor.advance(10.5)
+    # ...but not the header deadline
+    assert conn.transport.value().startswith(b"HTTP/1.1 408 ")
+    assert conn.closed
+
+
+def test_idle_connections_are_closed(tmp_path: Path, spool: Spool, reactor: MemoryReactorClock) -> None:
+    site = make_site(tmp_path, spool, reactor=reactor, policy=WebPolicy(idle_timeout=60))
+    conn = Connection(site)
+    reactor.advance(59)
+    assert not conn.closed
+    reactor.advance(2)
+    assert conn.closed
+
+
+def test_a_stalled_body_times_out(tmp_path: Path, spool: Spool, reactor: MemoryReactorClock) -> None:
+    site = make_site(tmp_path, spool, reactor=reactor, policy=WebPolicy(idle_timeout=60, header_timeout=30))
+    conn = Connection(site)
+    conn.send(raw_request("POST", "/legacy/", {"Content-Length": "1000"}) + b"x" * 10)
+    reactor.advance(45)  # past the header deadline: headers are in, so it does not apply
+    assert not conn.closed
+    reactor.advance(20)  # but the idle timeout does
+    assert conn.closed
+
+
+def test_timeouts_do_not_cut_an_upload_waiting_for_its_outcome(tmp_path: Path, spool: Spool,
+                                                                reactor: MemoryReactorClock) -> None:
+    add_user(tmp_path / "htpasswd", "alice", "pw", rounds=4)
+    waiter = FakeWaiter()
+    site = make_site(tmp_path, spool, reactor=reactor, waiter=waiter, auth=Htpasswd(tmp_path / "htpasswd"),
+                     policy=WebPolicy(idle_timeout=60, header_timeout=30))
+    body, content_type = upload_form(*wheel())
+    conn = Connection(site)
+    conn.send(raw_request("POST", "/legacy/", {"Content-Type": content_type,
+                                               "Authorization": basic("alice", "pw")}, body))
+    reactor.advance(300)  # a slow publish (S3 retries)
+    assert not conn.closed
+    [item] = list(waiter.waiting)
+    waiter.resolve(item, Result.PUBLISHED)
+    assert conn.responses()[0].status == 200
+    assert not conn.closed
+
+
+def test_keep_alive_and_pipelining(tmp_path: Path, spool: Spool, reactor: MemoryReactorClock) -> None:
+    site = make_site(tmp_path, spool, reactor=reactor)
+    conn = Connection(site)
+    conn.send(raw_request("GET", "/simple/") + raw_request("GET", "/health") + raw_request("GET", "/nope"))
+    assert [r.status for r in conn.responses()] == [200, 200, 404]
+    # the header deadline of a finished request does not linger
+    reactor.advance(40)
+    assert not conn.closed
+
+
+def test_request_line_garbage_is_400(tmp_path: Path, spool: Spool) -> None:
+    conn = Connection(make_site(tmp_path, spool))
+    conn.send(b"NOT HTTP AT ALL\r\n\r\n")
+    assert conn.transport.value().startswith(b"HTTP/1.1 400")
+
+
+# -- wiring ------------------------------------------------------------------------------------
+
+
+def test_front_page_and_404(tmp_path: Path, spool: Spool) -> None:
+    site = make_site(tmp_path, spool)
+    r = request(site, "GET", "/")
+    assert r.status == 200 and "/simple/" in r.text
+    assert request(site, "GET", "/favicon.ico").status == 404
+    assert request(site, "GET", "/x/y/z").header("content-type") == "text/plain; charset=utf-8"
+
+
+def test_access_log_never_shows_credentials(tmp_path: Path, spool: Spool) -> None:
+    site = make_site(tmp_path, spool)
+    with capturedLogs() as events:
+        request(site, "GET", "/simple/?q=%0Ainjected", {"Authorization": basic("alice", "hunter2"),
+                                                        "User-Agent": "pip/24.0"})
+    lines = [e["log_format"].format(**e) for e in events if "uri" in e]
+    assert len(lines) == 1
+    assert "hunter2" not in lines[0] and basic("alice", "hunter2")[6:] not in lines[0]
+    assert "GET /simple/?q=%0Ainjected" in lines[0] and "pip/24.0" in lines[0] and " 200 " in lines[0]
+
+
+def test_build_site_needs_a_way_to_run_blocking_calls(tmp_path: Path, spool: Spool) -> None:
+    with pytest.raises(ValueError, match="threadpool"):
+        build_site(storage_reader=MemoryStorage(tmp_path), spool=spool, waiter=FakeWaiter(), auth=None,
+                   settings=Settings(), reactor=MemoryReactorClock(), threadpool=None)
+
+
+class _ThreadReactor(MemoryReactorClock):
+    def callFromThread(self, f: Any, *args: Any, **kwargs: Any) -> None:
+        f(*args, **kwargs)
+
+
+class _InlinePool:
+    """Implements the part of ThreadPool that deferToThreadPool uses, inline."""
+
+    def callInThreadWithCallback(self, onResult: Any, f: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            result = f(*args, **kwargs)
+        except BaseException:
+            from twisted.python.failure import Failure
+
+            onResult(False, Failure())
+        else:
+            onResult(True, result)
+
+
+def test_build_site_with_a_threadpool(tmp_path: Path, spool: Spool, storage: MemoryStorage) -> None:
+    storage.pages["simple/index.html"] = b"root"
+    site = build_site(storage_reader=storage, spool=spool, waiter=FakeWaiter(), auth=None,
+                      settings=Settings(spool=str(spool.root), max_upload=1234),
+                      reactor=_ThreadReactor(), threadpool=_InlinePool())  # type: ignore[arg-type]
+    assert site.max_body == 1234
+    assert site.body_dir == spool.tmp
+    assert request(site, "GET", "/simple/").body == b"root"
+
+
+def test_auth_from_settings(tmp_path: Path) -> None:
+    assert auth_from_settings(Settings(htpasswd=None)) is None
+    add_user(tmp_path / "h", "alice", "pw", rounds=4)
+    auth = auth_from_settings(Settings(htpasswd=str(tmp_path / "h")))
+    assert auth is not None and auth.users == {"alice"}

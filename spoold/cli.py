@@ -73,6 +73,34 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return daemon.run(settings)
 
 
+def _storage_url(args: argparse.Namespace) -> str:
+    return config.load(args.config, {"storage": args.storage}).storage
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from spoold import admin
+
+    return admin.reindex_command(_storage_url(args), args.projects)
+
+
+def cmd_yank(args: argparse.Namespace) -> int:
+    from spoold import admin
+
+    return admin.yank_command(_storage_url(args), args.project, args.target, args.reason or "")
+
+
+def cmd_unyank(args: argparse.Namespace) -> int:
+    from spoold import admin
+
+    return admin.unyank_command(_storage_url(args), args.project, args.target)
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from spoold import admin
+
+    return admin.remove_command(_storage_url(args), args.project, args.filename)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spoold", description="A private Python package index built on a maildir-style spool."
@@ -97,6 +125,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("worker", cmd_worker, "run a worker only (start several for a multi-process pipeline)")
     p.add_argument("--spool", metavar="DIR", help="the spool directory")
     p.add_argument("--storage", metavar="URL", help="a path, file:///path or s3://bucket/prefix")
+
+    storage_help = "a path, file:///path or s3://bucket/prefix"
+    p = command("reindex", cmd_reindex, "rebuild manifests and pages from the stored files")
+    p.add_argument("--storage", metavar="URL", help=storage_help)
+    p.add_argument("projects", nargs="*", metavar="PROJECT", help="only these projects (default: all)")
+
+    p = command("yank", cmd_yank, "yank a version or file (PEP 592): installable by exact pin only")
+    p.add_argument("--storage", metavar="URL", help=storage_help)
+    p.add_argument("--reason", metavar="TEXT", help="shown to users by pip")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("target", metavar="VERSION|FILENAME")
+
+    p = command("unyank", cmd_unyank, "undo a yank")
+    p.add_argument("--storage", metavar="URL", help=storage_help)
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("target", metavar="VERSION|FILENAME")
+
+    p = command("remove", cmd_remove, "delete a published file (prefer yank)")
+    p.add_argument("--storage", metavar="URL", help=storage_help)
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("filename", metavar="FILENAME")
     return parser
 
 

@@ -176,6 +176,10 @@ def test_storage_outage_defers_and_recovers(tmp_path, s3env):
         drop(spool, wheels[:20])
         wait_until(lambda: count(spool / "done") == 20, 120, "first items published")
         server.stop()
+        # moto's stop() leaves the socket listening (connections would hang until the
+        # read timeout); close it so the outage is a refused connection, as when a
+        # storage server is down.
+        server._server.server_close()
         try:
             drop(spool, wheels[20:])
             wait_until(lambda: count(spool / "deferred") > 0, 120, "items deferred during the outage")

@@ -9,9 +9,9 @@ import stat
 from pathlib import Path
 
 import pytest
+from conftest import FakeClock
 from passlib.hash import apr_md5_crypt, bcrypt, ldap_sha1, sha256_crypt, sha512_crypt
 
-from conftest import FakeClock
 from spoold.auth import (
     BadCredentials,
     Credentials,

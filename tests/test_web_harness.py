@@ -13,7 +13,7 @@ import io
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -81,7 +81,7 @@ class MemoryStorage:
         data = self.files.get(key)
         if data is None:
             return None
-        return StoredObject(key, len(data), datetime(2024, 1, 2, tzinfo=timezone.utc))
+        return StoredObject(key, len(data), datetime(2024, 1, 2, tzinfo=UTC))
 
     @contextmanager
     def open_read(self, key: str) -> Iterator[BinaryIO]:

@@ -140,8 +140,9 @@ def test_chunked_upload(site, spool: Spool, waiter: FakeWaiter) -> None:  # type
 
 def test_content_before_the_fields(site, spool: Spool) -> None:  # type: ignore[no-untyped-def]
     """Unusual order (file part first): staged in tmp/, then delivered; same result."""
-    from requests_toolbelt import MultipartEncoder
     import io
+
+    from requests_toolbelt import MultipartEncoder
 
     filename, data = wheel()
     encoder = MultipartEncoder([

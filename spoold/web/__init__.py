@@ -145,12 +145,16 @@ class LeafResource(Resource):
     def render(self, request: Request) -> bytes | int:
         allowed = self.methods + ((b"HEAD",) if b"GET" in self.methods else ())
         if request.method not in allowed:
-            return send_text(
+            result: bytes | int = send_text(
                 request, 405,
                 f"{request.method.decode('latin-1')[:20]} is not allowed here; use "
                 + " or ".join(m.decode() for m in allowed),
                 headers=[(b"allow", b", ".join(allowed))],
             )
-        if request.method == b"HEAD":
-            return self.render_GET(request)  # type: ignore[attr-defined, no-any-return]
-        return super().render(request)  # type: ignore[no-any-return]
+        elif request.method == b"HEAD":
+            result = self.render_GET(request)  # type: ignore[attr-defined]
+        else:
+            result = super().render(request)
+        if request.method == b"HEAD" and isinstance(result, bytes):
+            return b""  # the headers (Content-Length included) stay; the body goes
+        return result

@@ -111,7 +111,7 @@ class FilesResource(LeafResource):
         self.policy = policy or FilesPolicy()
 
     def render_GET(self, request: Request) -> bytes | int:
-        segments = decode_segments(request.postpath)
+        segments = decode_segments(request.postpath or [])
         if segments is None or len(segments) != 2:
             return send_text(request, 404, "Not found")
         project, filename = segments

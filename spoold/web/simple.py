@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from packaging.utils import canonicalize_name
 from twisted.logger import Logger
@@ -86,7 +85,7 @@ class SimpleResource(LeafResource):
 
     def render_GET(self, request: Request) -> bytes | int:
         request.setHeader(b"vary", b"Accept")
-        segments = decode_segments(request.postpath)
+        segments = decode_segments(request.postpath or [])
         if segments is None:
             return send_text(request, 404, "Not found")
         if segments == []:  # /simple
@@ -158,7 +157,7 @@ class SimpleResource(LeafResource):
 
 
 def _header(request: Request, name: bytes) -> str | None:
-    values: list[Any] | None = request.requestHeaders.getRawHeaders(name)
+    values = request.requestHeaders.getRawHeaders(name)
     if values is None:
         return None
     return ", ".join(v.decode("latin-1") for v in values)

@@ -313,7 +313,8 @@ class _NotFound(Resource):
     isLeaf = True
 
     def render(self, request: Request) -> bytes:
-        return send_text(request, 404, "Not found")
+        body = send_text(request, 404, "Not found")
+        return b"" if request.method == b"HEAD" else body
 
 
 def auth_from_settings(settings: Settings) -> Htpasswd | None:

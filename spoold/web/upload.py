@@ -30,7 +30,6 @@ from typing import IO, Any, Protocol
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
@@ -73,6 +72,14 @@ class UploadRefused(Rejected):
     contradictory fields)."""
 
     code = "bad-upload"
+
+
+class Clock(Protocol):
+    """The part of the reactor the upload resource uses (``MemoryReactorClock`` in tests)."""
+
+    def seconds(self) -> float: ...
+
+    def callLater(self, delay: float, f: Any, *args: Any, **kwargs: Any) -> Any: ...
 
 
 class Authenticator(Protocol):
@@ -261,7 +268,7 @@ class UploadResource(LeafResource):
         waiter: Waiter,
         auth: Authenticator | None,
         run: Run,
-        reactor: IReactorTime,
+        reactor: Clock,
         metrics: Metrics | None = None,
         policy: UploadPolicy | None = None,
     ) -> None:

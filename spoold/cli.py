@@ -73,6 +73,35 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return daemon.run(settings)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The main job: the web server and a worker in one process."""
+    from spoold import daemon
+
+    settings = config.load(args.config, {
+        "spool": args.spool, "storage": args.storage, "htpasswd": args.htpasswd,
+        "listen": tuple(args.listen) if args.listen else None,
+    })
+    return daemon.run(settings, daemon.serve_extra(settings))
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    """Add (or change the password of) an uploader in the htpasswd file, bcrypt-hashed."""
+    from spoold import auth
+
+    path = config.load(args.config, {"htpasswd": args.htpasswd}).htpasswd
+    if path is None:
+        raise SpooldError("no htpasswd file: pass --htpasswd FILE (or set htpasswd in the config)")
+    auth.check_user_name(args.name)
+    password = (auth.password_from_stream(sys.stdin) if args.password_stdin
+                else auth.prompt_password(args.name))
+    if not password:
+        raise SpooldError("the password is empty")
+    new = auth.add_user(path, args.name, password)
+    print(f"{'added' if new else 'changed the password of'} {args.name} in {path}"
+          + ("; a running server picks it up on its own (or on SIGHUP)" if new else ""))
+    return 0
+
+
 def _storage_url(args: argparse.Namespace) -> str:
     return config.load(args.config, {"storage": args.storage}).storage
 
@@ -122,9 +151,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("status", cmd_status, "queue depths and failed items with their reasons")
     p.add_argument("--spool", metavar="DIR", help="the spool directory")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = command("serve", cmd_serve, "run the web server and a worker in one process (the main job)")
+    p.add_argument("--spool", metavar="DIR", help="the spool directory")
+    p.add_argument("--storage", metavar="URL", help="a path, file:///path or s3://bucket/prefix")
+    p.add_argument("--listen", metavar="ENDPOINT", action="append",
+                   help="a Twisted server endpoint (default tcp:5555:interface=127.0.0.1); repeatable")
+    p.add_argument("--htpasswd", metavar="FILE", help="users allowed to upload (bcrypt, sha256-crypt, apr1)")
+
     p = command("worker", cmd_worker, "run a worker only (start several for a multi-process pipeline)")
     p.add_argument("--spool", metavar="DIR", help="the spool directory")
     p.add_argument("--storage", metavar="URL", help="a path, file:///path or s3://bucket/prefix")
+
+    p = sub.add_parser("user", help="manage uploaders", description="manage uploaders")
+    users = p.add_subparsers(dest="user_command", metavar="ACTION", required=True)
+    u = users.add_parser("add", help="add a user (or change a password), bcrypt-hashed",
+                         description="add a user (or change a password), bcrypt-hashed")
+    u.set_defaults(func=cmd_user_add)
+    u.add_argument("--config", metavar="FILE", help="TOML settings file (or $SPOOLD_CONFIG)")
+    u.add_argument("--htpasswd", metavar="FILE", help="the htpasswd file (created if missing)")
+    u.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    u.add_argument("name", metavar="NAME")
 
     storage_help = "a path, file:///path or s3://bucket/prefix"
     p = command("reindex", cmd_reindex, "rebuild manifests and pages from the stored files")

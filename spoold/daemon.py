@@ -8,16 +8,21 @@ worker.
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
+from twisted.internet import defer
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import (
     FilteringLogObserver,
     LogLevel,
     LogLevelFilterPredicate,
+    Logger,
     globalLogBeginner,
     textFileLogObserver,
 )
@@ -29,6 +34,8 @@ from spoold.incoming import IncomingPolicy
 from spoold.storage import open_storage
 from spoold.watcher import FolderWatcher
 from spoold.worker import Worker
+
+log = Logger(namespace="spoold.daemon")
 
 
 def start_logging(stream: Any = None, level: LogLevel = LogLevel.info) -> None:
@@ -58,6 +65,84 @@ def build_worker(settings: Settings, reactor: Any, pool: ThreadPool) -> Worker:
         drain_timeout=settings.drain_timeout,
         watcher_factory=FolderWatcher,
     )
+
+
+class Listener(Service):
+    """Listen on the ``--listen`` endpoints; say where, so people (and tests) can find it.
+
+    Stopping closes the listening ports first, so a stopping server takes no new uploads
+    while in-flight ones finish.
+    """
+
+    def __init__(self, reactor: Any, descriptions: tuple[str, ...], factory: Any,
+                 on_listening: Callable[[list[Any]], None] | None = None) -> None:
+        self.reactor = reactor
+        self.descriptions = descriptions
+        self.factory = factory
+        self.on_listening = on_listening
+        self.ports: list[Any] = []
+
+    def startService(self) -> None:
+        super().startService()
+        listening = [serverFromString(self.reactor, d).listen(self.factory) for d in self.descriptions]
+        defer.gatherResults(listening, consumeErrors=True).addCallbacks(self._listening, self._failed)
+
+    def _listening(self, ports: list[Any]) -> None:
+        self.ports = ports
+        for port in ports:
+            host = port.getHost()
+            address = getattr(host, "host", None)
+            if address is not None:
+                shown = f"[{address}]" if ":" in address else address
+                log.info("serving the index at http://{host}:{port}/simple/ (uploads: "
+                         "http://{host}:{port}/legacy/)", host=shown, port=host.port)
+        if self.on_listening is not None:
+            self.on_listening(ports)
+
+    def _failed(self, failure: Any) -> None:
+        log.failure("cannot listen; stopping", failure)
+        self.reactor.stop()
+
+    def stopService(self) -> Deferred:
+        super().stopService()
+        ports, self.ports = self.ports, []
+        return defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports],
+                                   consumeErrors=True)
+
+
+def serve_extra(settings: Settings) -> Callable[[Any, ThreadPool, Worker, MultiService], None]:
+    """What ``spoold serve`` adds to a worker: the web site on the listen endpoints."""
+
+    def extra(reactor: Any, pool: ThreadPool, worker: Worker, top: MultiService) -> None:
+        from spoold.auth import Htpasswd
+        from spoold.web.site import build_site
+
+        auth = Htpasswd(settings.htpasswd) if settings.htpasswd else None
+        site = build_site(
+            storage_reader=worker.storage, spool=worker.spool, waiter=worker, auth=auth,
+            settings=settings, reactor=reactor, threadpool=pool,
+        )
+        site.noisy = False
+        metrics = site.metrics
+        worker.on_handled.append(
+            lambda h: metrics.record_outcome(h.outcome, h.seconds) if h.outcome is not None else None)
+        log.info("spool {spool}; storage {storage}; uploads {auth}",
+                 spool=settings.spool, storage=settings.storage,
+                 auth=f"checked against {settings.htpasswd}" if auth else
+                 "refused (no htpasswd: add a user with `spoold user add NAME --htpasswd FILE`)")
+        Listener(reactor, settings.listen, site).setServiceParent(top)
+        if auth is not None:
+            signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(_reload, auth))
+
+    return extra
+
+
+def _reload(auth: Any) -> None:
+    log.info("SIGHUP: reloading the htpasswd file")
+    try:
+        auth.reload()
+    except Exception:
+        log.failure("cannot reload the htpasswd file; keeping the old users")
 
 
 def run(settings: Settings, extra: Callable[[Any, ThreadPool, Worker, MultiService], None] | None = None) -> int:

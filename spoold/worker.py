@@ -105,7 +105,8 @@ class Worker(Service):
         super().startService()
         self.stopping = False
         log.info("worker started: spool {spool}, storage {storage}, {jobs} job(s) at once",
-                 spool=str(self.spool.root), storage=self.storage, jobs=self.jobs)
+                 spool=str(self.spool.root), storage=getattr(self.storage, "url", self.storage),
+                 jobs=self.jobs)
         if self.watcher_factory is not None:
             self._start_watcher()
         for interval, func in (

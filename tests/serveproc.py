@@ -1,0 +1,73 @@
+"""Run a real ``spoold serve`` on an ephemeral loopback port for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+_LISTENING = re.compile(rb"serving the index at (http://127\.0\.0\.1:\d+)/simple/")
+
+
+class Server:
+    """``spoold serve`` in a child process; ``url`` is its base URL once it listens."""
+
+    def __init__(self, tmp: Path, storage: str, *, htpasswd: Path | None = None,
+                 env: dict[str, str] | None = None, extra: dict[str, object] | None = None) -> None:
+        self.spool = tmp / "spool"
+        self.storage = storage
+        self.log = tmp / "serve.log"
+        config = tmp / "serve.toml"
+        lines = [f'spool = "{self.spool}"', f'storage = "{storage}"',
+                 'listen = ["tcp:0:interface=127.0.0.1"]', "scan_interval = 0.5"]
+        if htpasswd is not None:
+            lines.append(f'htpasswd = "{htpasswd}"')
+        lines += [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"'
+                  for k, v in (extra or {}).items()]
+        config.write_text("\n".join(lines) + "\n")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "spoold", "serve", "--config", str(config)],
+            stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        self.url = self._wait_for_url()
+
+    def _wait_for_url(self, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = _LISTENING.search(self.log.read_bytes())
+            if m:
+                return m[1].decode()
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"spoold serve exited: {self.log.read_text()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"spoold serve did not listen: {self.log.read_text()}")
+
+    @property
+    def index(self) -> str:
+        return f"{self.url}/simple/"
+
+    @property
+    def upload(self) -> str:
+        return f"{self.url}/legacy/"
+
+    def peak_rss_kb(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmHWM")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(60)
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()

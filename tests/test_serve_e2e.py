@@ -1,0 +1,189 @@
+"""Real clients against a running `spoold serve`: twine uploads, pip and uv installs,
+on local storage and on S3 (moto's HTTP server)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+import zipfile
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from distbuild import wheel_members, write_sdist, write_wheel, write_zip  # noqa: E402
+from s3server import storage_url  # noqa: E402,F401  (fixture: local and s3)
+from serveproc import Server  # noqa: E402
+
+from spoold.auth import add_user  # noqa: E402
+
+BIN = Path(sys.executable).parent
+CLIENT_ENV = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INPUT": "1",
+              "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+
+
+@pytest.fixture
+def htpasswd(tmp_path) -> Path:
+    path = tmp_path / "htpasswd"
+    add_user(path, "alice", "correct horse", rounds=4)
+    return path
+
+
+@pytest.fixture
+def server(tmp_path, storage_url, htpasswd):  # noqa: F811
+    with Server(tmp_path, storage_url, htpasswd=htpasswd) as s:
+        yield s
+        assert s.stop() == 0
+
+
+def twine(server: Server, *files: Path, user: str = "alice", password: str = "correct horse"):
+    return subprocess.run(
+        [str(BIN / "twine"), "upload", "--repository-url", server.upload, "-u", user, "-p", password,
+         "--non-interactive", "--disable-progress-bar", *map(str, files)],
+        capture_output=True, text=True, env=CLIENT_ENV, timeout=120)
+
+
+def pip(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True,
+                          env=CLIENT_ENV, timeout=120)
+
+
+def test_twine_upload_then_pip_and_uv_install(server, tmp_path):
+    dists = tmp_path / "dists"
+    dists.mkdir()
+    wheel = write_wheel(dists, "demo-pkg", "1.0")
+    sdist = write_sdist(dists, "demo-pkg", "1.0")
+    result = twine(server, wheel, sdist)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    page = json.load(urllib.request.urlopen(urllib.request.Request(
+        server.index + "demo-pkg/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})))
+    assert {f["filename"] for f in page["files"]} == {wheel.name, sdist.name}
+
+    target = tmp_path / "installed"
+    result = pip("install", "--no-deps", "--index-url", server.index, "--target", str(target), "demo-pkg==1.0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (target / "demo_pkg" / "__init__.py").exists()
+
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text(f"demo-pkg==1.0 --hash=sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}\n")
+    result = pip("download", "--no-deps", "--require-hashes", "--only-binary", ":all:",
+                 "--index-url", server.index, "-r", str(reqs), "-d", str(tmp_path / "dl"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "dl" / wheel.name).read_bytes() == wheel.read_bytes()
+
+    uv_target = tmp_path / "uv-installed"
+    result = subprocess.run(
+        [str(BIN / "uv"), "pip", "install", "--no-deps", "--index-url", server.index,
+         "--target", str(uv_target), "--python", sys.executable, "demo-pkg==1.0"],
+        capture_output=True, text=True, timeout=120,
+        env={**CLIENT_ENV, "UV_CACHE_DIR": str(tmp_path / "uv-cache"), "UV_NO_CONFIG": "1"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (uv_target / "demo_pkg" / "__init__.py").exists()
+
+
+def test_reupload_identical_succeeds_and_different_bytes_fail(server, tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    wheel = write_wheel(first, "demo", "1.0")
+    assert twine(server, wheel).returncode == 0
+    again = twine(server, wheel)
+    assert again.returncode == 0, again.stdout + again.stderr
+    other = write_wheel(second, "demo", "1.0", files={"demo/__init__.py": b"x = 2\n"})
+    assert other.name == wheel.name
+    result = twine(server, other)
+    assert result.returncode != 0
+    assert "File already exists" in result.stdout + result.stderr
+    assert "409" in result.stdout + result.stderr
+
+
+def test_bad_password_and_unknown_user_are_refused(server, tmp_path):
+    wheel = write_wheel(tmp_path, "demo", "1.0")
+    for user, password in [("alice", "wrong"), ("mallory", "correct horse")]:
+        result = twine(server, wheel, user=user, password=password)
+        assert result.returncode != 0
+        out = result.stdout + result.stderr
+        assert "401" in out or "403" in out
+    assert not urllib.request.urlopen(server.index).read().count(b"demo")
+
+
+def test_rejected_upload_says_why(server, tmp_path):
+    members = wheel_members("tampered", "1.0")
+    members["tampered/__init__.py"] = b"print('not what RECORD says')\n"
+    bad = write_zip(tmp_path / "tampered-1.0-py3-none-any.whl", members)
+    result = twine(server, bad)
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    assert "400" in out and "RECORD" in out, out
+
+
+@pytest.mark.parametrize("storage_url", ["local"], indirect=True)
+def test_a_300_mb_upload_stays_out_of_memory(tmp_path, storage_url, htpasswd):  # noqa: F811
+    wheel = tmp_path / "big-1.0-py3-none-any.whl"
+    payload = os.urandom(1 << 20)
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_STORED) as zf:
+        with zf.open("big/data.bin", "w", force_zip64=True) as f:
+            for _ in range(300):
+                f.write(payload)
+        record = ("big/data.bin,sha256=" + _b64(hashlib.sha256(payload * 300).digest())
+                  + f",{300 << 20}\n")
+        zf.writestr("big-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: big\nVersion: 1.0\n")
+        zf.writestr("big-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        meta_lines = "".join(
+            f"big-1.0.dist-info/{n},sha256={_b64(hashlib.sha256(zf.read('big-1.0.dist-info/' + n)).digest())},"
+            f"{zf.getinfo('big-1.0.dist-info/' + n).file_size}\n" for n in ("METADATA", "WHEEL"))
+        zf.writestr("big-1.0.dist-info/RECORD", record + meta_lines + "big-1.0.dist-info/RECORD,,\n")
+    with Server(tmp_path, storage_url, htpasswd=htpasswd, extra={"max_upload": 1 << 30}) as server:
+        before = server.peak_rss_kb()
+        status, body = post_file(server.upload, wheel, ("alice", "correct horse"))
+        assert status == 200, body
+        grown_mb = (server.peak_rss_kb() - before) / 1024
+        assert grown_mb < 64, f"peak RSS grew by {grown_mb:.0f} MB for a 300 MB upload"
+        assert server.stop() == 0
+
+
+def _b64(digest: bytes) -> str:
+    import base64
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def post_file(url: str, path: Path, auth: tuple[str, str]) -> tuple[int, bytes]:
+    """POST a twine-style multipart form, streaming the file from disk."""
+    import base64
+    boundary = "spoold-test-boundary"
+    sha256 = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            sha256.update(chunk)
+    fields = {":action": "file_upload", "protocol_version": "1", "name": "big", "version": "1.0",
+              "filetype": "bdist_wheel", "pyversion": "py3", "metadata_version": "2.1",
+              "sha256_digest": sha256.hexdigest()}
+    head = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+                   for k, v in fields.items())
+    head += (f'--{boundary}\r\nContent-Disposition: form-data; name="content"; filename="{path.name}"\r\n'
+             "Content-Type: application/octet-stream\r\n\r\n")
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    size = len(head.encode()) + path.stat().st_size + len(tail)
+
+    def body():
+        yield head.encode()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                yield chunk
+        yield tail
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
+    token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    conn.request("POST", parts.path, body=body(), headers={
+        "Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(size),
+        "Authorization": f"Basic {token}"})
+    response = conn.getresponse()
+    return response.status, response.read()

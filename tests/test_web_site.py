@@ -221,3 +221,18 @@ def test_auth_from_settings(tmp_path: Path) -> None:
     add_user(tmp_path / "h", "alice", "pw", rounds=4)
     auth = auth_from_settings(Settings(htpasswd=str(tmp_path / "h")))
     assert auth is not None and auth.users == {"alice"}
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [("HEAD", "/nothing", 404), ("HEAD", "/legacy/", 405),
+                                                        ("HEAD", "/simple/none/", 404), ("HEAD", "/", 200)])
+def test_head_answers_have_no_body(tmp_path: Path, spool: Spool, method: str, path: str, status: int) -> None:
+    site = make_site(tmp_path, spool)
+    conn = Connection(site)
+    with capturedLogs() as events:
+        conn.send(raw_request(method, path) + raw_request("GET", "/health"))
+    head, after = conn.transport.value().split(b"\r\n\r\n", 1)
+    assert head.startswith(f"HTTP/1.1 {status} ".encode())
+    assert b"\r\nContent-Length: " in head and b"Content-Length: 0\r\n" not in head + b"\r\n"
+    # the next response follows right after the headers: no body was sent
+    assert after.startswith(b"HTTP/1.1 200 OK")
+    assert not [e for e in events if "eat it" in e.get("log_format", "")]

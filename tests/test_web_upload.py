@@ -408,3 +408,33 @@ def test_metrics_count_uploads(site, spool: Spool, waiter: FakeWaiter) -> None: 
     assert 'spoold_rejections_total{code="unauthorized"} 1.0' in text
     assert 'spoold_http_requests_total{method="POST",status="200"} 1.0' in text
     assert "spoold_publish_seconds_count 1.0" in text
+
+
+@pytest.mark.parametrize(
+    ("auth_on", "credentials", "status"),
+    [(True, None, 401), (True, "Bearer token", 401), (False, basic(USER, PASSWORD), 403)],
+)
+def test_uploads_without_a_chance_are_refused_before_the_body(
+    tmp_path: Path, spool: Spool, auth: Htpasswd, auth_on: bool, credentials: str | None, status: int,
+) -> None:
+    site = make_site(tmp_path, spool, auth=auth if auth_on else None)
+    headers = {"Content-Type": "multipart/form-data; boundary=x", "Content-Length": str(500 << 20)}
+    if credentials:
+        headers["Authorization"] = credentials
+    conn = Connection(site)
+    conn.send(raw_request("POST", "/legacy/?x=1", headers))
+    [r] = conn.responses()  # answered with only the headers in
+    assert r.status == status and r.header("connection") == "close"
+    if status == 401:
+        assert r.header("www-authenticate", ).startswith("Basic realm=")  # type: ignore[union-attr]
+    conn.send(b"x" * 100_000)
+    assert leftovers(spool) == [] and items(spool) == []
+
+
+def test_a_wrong_password_is_only_known_after_the_body(site, spool: Spool) -> None:  # type: ignore[no-untyped-def]
+    conn = Connection(site)
+    conn.send(raw_request("POST", "/legacy/", {"Content-Type": "multipart/form-data; boundary=x",
+                                               "Authorization": basic(USER, "wrong"), "Content-Length": "10"}))
+    assert conn.transport.value() == b""
+    conn.send(b"0123456789")
+    assert conn.responses()[0].status == 401

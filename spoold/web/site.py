@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from spoold.web import LeafResource, Run, StorageReader, Waiter, reason_phrase, 
 from spoold.web.files import FilesPolicy, FilesResource
 from spoold.web.health import HealthResource, MetricsResource
 from spoold.web.simple import SimplePolicy, SimpleResource
-from spoold.web.upload import Authenticator, UploadPolicy, UploadResource
+from spoold.web.upload import Authenticator, Refusal, UploadPolicy, UploadResource
 
 __all__ = [
     "SpooldChannel",
@@ -93,7 +94,13 @@ class SpooldRequest(Request):
         site = self._site
         if length is not None and length > site.max_body:
             self.content = io.BytesIO()
-            self._refuse(413, _too_large(site.max_body, length))
+            self._refuse(413, _too_large(site.max_body, length), code="too-large")
+            return
+        refusal = site.early_refusal(self) if length != 0 else None
+        if refusal is not None:
+            self.content = io.BytesIO()
+            self._refuse(refusal.status, refusal.message, reason=refusal.reason,
+                         headers=refusal.headers, code=refusal.code)
             return
         try:
             if length is not None and length < site.web.memory_body:
@@ -114,7 +121,7 @@ class SpooldRequest(Request):
             return
         self._received += len(data)
         if self._received > self._site.max_body:
-            self._refuse(413, _too_large(self._site.max_body, None))
+            self._refuse(413, _too_large(self._site.max_body, None), code="too-large")
             return
         try:
             self.content.write(data)
@@ -129,7 +136,15 @@ class SpooldRequest(Request):
             return
         super().requestReceived(command, path, version)
 
-    def _refuse(self, status: int, message: str) -> None:
+    def _refuse(
+        self,
+        status: int,
+        message: str,
+        *,
+        reason: str | None = None,
+        headers: Iterable[tuple[bytes, bytes]] = (),
+        code: str | None = None,
+    ) -> None:
         """Answer now, before the body is in, and close the connection after it."""
         self._refused = True
         content, self.content = self.content, io.BytesIO()
@@ -138,16 +153,18 @@ class SpooldRequest(Request):
         # No "100 Continue" after a final answer.
         self.requestHeaders.removeHeader(b"expect")
         body = (message + "\n").encode("utf-8")
+        extra = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
         head = (
-            f"HTTP/1.1 {status} ".encode("ascii") + reason_phrase(message) + b"\r\n"
+            f"HTTP/1.1 {status} ".encode("ascii") + reason_phrase(reason or message) + b"\r\n"
             b"Content-Type: text/plain; charset=utf-8\r\n"
-            b"Content-Length: " + str(len(body)).encode("ascii") + b"\r\n"
+            b"X-Content-Type-Options: nosniff\r\n" + extra
+            + b"Content-Length: " + str(len(body)).encode("ascii") + b"\r\n"
             b"Connection: close\r\n\r\n"
         )
         self.channel.transport.write(head + body)
         self._site.metrics.record_request(getattr(self.channel, "_command", None), status)
-        if status == 413:
-            self._site.metrics.record_rejection("too-large")
+        if code is not None:
+            self._site.metrics.record_rejection(code)
         log.info("refused a request body from {client}: {status} {message}",
                  client=_peer(self), status=status, message=message)
 
@@ -237,6 +254,21 @@ class SpooldSite(Site):
         self.metrics = metrics
         self.web = web
 
+    #: The upload resource, for refusing uploads before their body is in.
+    upload: UploadResource | None = None
+
+    def early_refusal(self, request: Request) -> Refusal | None:
+        """An answer for a request whose body need not be read (an upload with no
+        credentials, or with uploads disabled), from the request line and headers."""
+        # The request line is parsed by the channel, which keeps it until the body is in.
+        method = getattr(request.channel, "_command", None)
+        path = getattr(request.channel, "_path", None)
+        if self.upload is None or method != b"POST" or not isinstance(path, bytes):
+            return None
+        if path.split(b"?", 1)[0] not in _UPLOAD_PATHS:
+            return None
+        return self.upload.precheck(request.getHeader(b"authorization"))
+
     def buildProtocol(self, addr: Any) -> SpooldChannel:
         channel = SpooldChannel()
         channel.factory = self
@@ -261,6 +293,9 @@ class SpooldSite(Site):
             length=request.sentLength or "-",
             agent=agent.encode("unicode_escape").decode("ascii"),
         )
+
+
+_UPLOAD_PATHS = frozenset({b"/", b"/legacy", b"/legacy/"})
 
 
 class _Front(LeafResource):
@@ -367,7 +402,7 @@ def build_site(
     root.putChild(b"packages", FilesResource(storage_reader, run, web.files))
     root.putChild(b"health", HealthResource(spool, storage_reader.ping, run, metrics))
     root.putChild(b"metrics", MetricsResource(spool, metrics, run))
-    return SpooldSite(
+    site = SpooldSite(
         root,
         body_dir=spool.tmp,
         max_body=web.max_body if web.max_body is not None else settings.max_upload,
@@ -375,3 +410,5 @@ def build_site(
         web=web,
         reactor=reactor,
     )
+    site.upload = upload
+    return site

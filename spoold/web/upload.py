@@ -48,6 +48,7 @@ __all__ = [
     "UPLOAD_FIELDS",
     "Authenticator",
     "Received",
+    "Refusal",
     "UploadPolicy",
     "UploadRefused",
     "UploadResource",
@@ -256,6 +257,23 @@ def receive_upload(
     return received
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An answer given without looking at the body."""
+
+    status: int
+    #: For metrics (``spoold_rejections_total{code=...}``).
+    code: str
+    message: str
+    reason: str
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+def _challenge(message: str) -> Refusal:
+    return Refusal(401, "unauthorized", message, message,
+                   ((b"www-authenticate", f'Basic realm="{REALM}", charset="UTF-8"'.encode()),))
+
+
 class UploadResource(LeafResource):
     """The upload endpoint (POST only); a leaf."""
 
@@ -281,35 +299,40 @@ class UploadResource(LeafResource):
         self.metrics = metrics or Metrics()
         self.policy = policy or UploadPolicy()
 
-    def render_POST(self, request: Request) -> bytes | int:
+    def precheck(self, authorization: bytes | None) -> Refusal | None:
+        """The refusal an upload gets whatever its body (no htpasswd, no credentials).
+
+        Cheap and without I/O, so the site can answer it as soon as the headers are in,
+        before a large body is received for nothing; ``render_POST`` applies it again.
+        """
         if self.auth is None:
-            self._close_body(request)
-            self.metrics.record_rejection("uploads-disabled")
-            return send_text(
-                request, 403,
+            return Refusal(
+                403, "uploads-disabled",
                 "Uploads are disabled: this server has no htpasswd file. Add a user with "
                 "`spoold user add NAME --htpasswd FILE` and start the server with "
                 "`--htpasswd FILE` (or `htpasswd = \"FILE\"` in the config file).",
                 reason="Uploads are disabled: no htpasswd file is configured; add a user with "
                        "`spoold user add NAME --htpasswd FILE` and restart with --htpasswd FILE",
             )
-        credentials = parse_basic(request.getHeader(b"authorization"))
-        if credentials is None:
+        if parse_basic(authorization) is None:
+            return _challenge("Authentication required: upload with a user name and password "
+                              "from the server's htpasswd file")
+        return None
+
+    def render_POST(self, request: Request) -> bytes | int:
+        refusal = self.precheck(request.getHeader(b"authorization"))
+        if refusal is not None:
             self._close_body(request)
-            return self._challenge(request, "Authentication required: upload with a user name "
-                                            "and password from the server's htpasswd file")
-        auth = self.auth
-        d: Deferred[Any] = self.run(auth.verify, credentials.user, credentials.password)
+            self.metrics.record_rejection(refusal.code)
+            return send_text(request, refusal.status, refusal.message, reason=refusal.reason,
+                             headers=refusal.headers)
+        assert self.auth is not None
+        credentials = parse_basic(request.getHeader(b"authorization"))
+        assert credentials is not None
+        d: Deferred[Any] = self.run(self.auth.verify, credentials.user, credentials.password)
         d.addCallback(self._authenticated, request, credentials)
         d.addErrback(self._failed, request)
         return NOT_DONE_YET
-
-    def _challenge(self, request: Request, message: str) -> bytes:
-        self.metrics.record_rejection("unauthorized")
-        return send_text(
-            request, 401, message, reason=message,
-            headers=[(b"www-authenticate", f'Basic realm="{REALM}", charset="UTF-8"'.encode())],
-        )
 
     def _authenticated(self, ok: bool, request: Request, credentials: Credentials) -> Deferred[Any] | None:
         if is_gone(request):
@@ -317,9 +340,10 @@ class UploadResource(LeafResource):
             return None
         if not ok:
             self._close_body(request)
-            body = self._challenge(request, "Invalid user name or password")
-            request.write(body)
-            request.finish()
+            refusal = _challenge("Invalid user name or password")
+            self.metrics.record_rejection(refusal.code)
+            finish_text(request, refusal.status, refusal.message, reason=refusal.reason,
+                        headers=refusal.headers)
             return None
         content_type = request.getHeader(b"content-type")
         d: Deferred[Any] = self.run(

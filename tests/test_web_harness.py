@@ -34,6 +34,30 @@ def run_now(f: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
     return maybeDeferred(f, *args, **kwargs)
 
 
+class ManualRun:
+    """A ``run`` that queues calls until the test says go: proves the work happens off
+    the request's path, and lets a test act (disconnect) while a call is "in a thread"."""
+
+    def __init__(self) -> None:
+        self.queue: list[tuple[Any, tuple[Any, ...], dict[str, Any], Deferred[Any]]] = []
+
+    def __call__(self, f: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        self.queue.append((f, args, kwargs, d))
+        return d
+
+    def names(self) -> list[str]:
+        return [getattr(f, "__name__", repr(f)) for f, _, _, _ in self.queue]
+
+    def step(self) -> None:
+        f, args, kwargs, d = self.queue.pop(0)
+        maybeDeferred(f, *args, **kwargs).chainDeferred(d)
+
+    def flush(self) -> None:
+        while self.queue:
+            self.step()
+
+
 class MemoryStorage:
     """A :class:`~spoold.web.StorageReader`: pages in memory, files on disk or "in S3"."""
 
@@ -229,6 +253,7 @@ def make_site(
     max_upload: int = 1 << 30,
     policy: WebPolicy | None = None,
     reactor: MemoryReactorClock | None = None,
+    run: Any = run_now,
 ) -> SpooldSite:
     return build_site(
         storage_reader=storage if storage is not None else MemoryStorage(tmp_path / "storage"),
@@ -239,7 +264,7 @@ def make_site(
         reactor=reactor if reactor is not None else MemoryReactorClock(),
         threadpool=None,
         policy=policy,
-        run=run_now,
+        run=run,
     )
 
 

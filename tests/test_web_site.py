@@ -213,6 +213,8 @@ def test_build_site_with_a_threadpool(tmp_path: Path, spool: Spool, storage: Mem
                       reactor=_ThreadReactor(), threadpool=_InlinePool())  # type: ignore[arg-type]
     assert site.max_body == 1234
     assert site.body_dir == spool.tmp
+    # Twisted must not parse multipart bodies into request.args (all in memory)
+    assert site._parsePOSTFormSubmission is False
     assert request(site, "GET", "/simple/").body == b"root"
 
 

@@ -438,3 +438,38 @@ def test_a_wrong_password_is_only_known_after_the_body(site, spool: Spool) -> No
     assert conn.transport.value() == b""
     conn.send(b"0123456789")
     assert conn.responses()[0].status == 401
+
+
+def test_blocking_work_runs_off_the_request_path(tmp_path: Path, spool: Spool, auth: Htpasswd,
+                                                 waiter: FakeWaiter) -> None:
+    from test_web_harness import ManualRun
+
+    run = ManualRun()
+    site = make_site(tmp_path, spool, auth=auth, waiter=waiter, run=run)
+    body, content_type = upload_form(*wheel())
+    conn = Connection(site)
+    post(conn, body, content_type)
+    # nothing blocking happened while the request was handled: it is all queued
+    assert run.names() == ["verify"]
+    assert auth.slow_checks == 0 and items(spool) == []
+    run.step()
+    assert run.names() == ["_receive"] and items(spool) == []
+    run.step()
+    assert len(items(spool)) == 1 and len(waiter.waiting) == 1
+
+
+def test_uploader_leaving_during_parsing_still_delivers(tmp_path: Path, spool: Spool, auth: Htpasswd,
+                                                        waiter: FakeWaiter) -> None:
+    from test_web_harness import ManualRun
+
+    run = ManualRun()
+    site = make_site(tmp_path, spool, auth=auth, waiter=waiter, run=run)
+    body, content_type = upload_form(*wheel())
+    conn = Connection(site)
+    post(conn, body, content_type)
+    run.step()  # verify
+    conn.channel.connectionLost(Failure(ConnectionLost()))
+    run.flush()  # the parse and delivery finish after the client left
+    assert len(items(spool)) == 1  # published anyway: the bytes were complete
+    assert waiter.waiting == {}  # nobody waits for an answer no one will read
+    assert conn.transport.value() == b""

@@ -132,7 +132,8 @@ class SpooldRequest(Request):
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if self._refused:
             # The answer went out already; nothing is processed, the connection closes.
-            self.channel.loseConnection()
+            if self.channel is not None:
+                self.channel.loseConnection()
             return
         super().requestReceived(command, path, version)
 

@@ -21,6 +21,7 @@ The steps, and why each runs where it does:
 from __future__ import annotations
 
 import contextlib
+import io
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -320,9 +321,13 @@ class UploadResource(LeafResource):
         return None
 
     def render_POST(self, request: Request) -> bytes | int:
+        # Take the body from the request: Twisted closes request.content when the client
+        # disconnects, but a complete upload is still delivered and published then.
+        body: IO[bytes] | None = request.content
+        request.content = io.BytesIO()
         refusal = self.precheck(request.getHeader(b"authorization"))
         if refusal is not None:
-            self._close_body(request)
+            _close(body)
             self.metrics.record_rejection(refusal.code)
             return send_text(request, refusal.status, refusal.message, reason=refusal.reason,
                              headers=refusal.headers)
@@ -330,24 +335,26 @@ class UploadResource(LeafResource):
         credentials = parse_basic(request.getHeader(b"authorization"))
         assert credentials is not None
         d: Deferred[Any] = self.run(self.auth.verify, credentials.user, credentials.password)
-        d.addCallback(self._authenticated, request, credentials)
+        d.addCallback(self._authenticated, request, credentials, body)
         d.addErrback(self._failed, request)
+        d.addBoth(_closing(body))
         return NOT_DONE_YET
 
-    def _authenticated(self, ok: bool, request: Request, credentials: Credentials) -> Deferred[Any] | None:
-        if is_gone(request):
-            self._close_body(request)
-            return None
+    def _authenticated(
+        self, ok: bool, request: Request, credentials: Credentials, body: IO[bytes] | None
+    ) -> Deferred[Any] | None:
         if not ok:
-            self._close_body(request)
+            _close(body)
             refusal = _challenge("Invalid user name or password")
             self.metrics.record_rejection(refusal.code)
             finish_text(request, refusal.status, refusal.message, reason=refusal.reason,
                         headers=refusal.headers)
             return None
+        # From here on the upload is delivered even if the uploader has left: its bytes
+        # are complete, and twine may well retry, which publishing shrugs off.
         content_type = request.getHeader(b"content-type")
         d: Deferred[Any] = self.run(
-            self._receive, request.content,
+            self._receive, body,
             content_type.decode("latin-1") if content_type is not None else None,
             credentials.user,
         )
@@ -364,8 +371,10 @@ class UploadResource(LeafResource):
                 body.close()
 
     def _delivered(self, received: Received, request: Request) -> Deferred[Any] | None:
-        log.info("upload of {filename} by a user is in the spool as {item}",
+        log.info("upload of {filename} is in the spool as {item}",
                  filename=received.filename, item=received.item)
+        if is_gone(request):
+            return None  # the uploader left; the worker still publishes the item
         started = self.reactor.seconds()
         waiting: Deferred[Outcome] = self.waiter.wait_for(received.item)
         request.notifyFinish().addErrback(lambda _: waiting.cancel())
@@ -414,7 +423,6 @@ class UploadResource(LeafResource):
         finish_text(request, status, message, reason=message)
 
     def _failed(self, failure: Failure, request: Request) -> None:
-        self._close_body(request)
         if failure.check(Rejected):
             error: Rejected = failure.value  # type: ignore[assignment]
             self.metrics.record_rejection(error.code)
@@ -439,10 +447,19 @@ class UploadResource(LeafResource):
         if not is_gone(request):
             finish_text(request, 500, "Internal error while receiving the upload; see the server log")
 
-    @staticmethod
-    def _close_body(request: Request) -> None:
-        content = getattr(request, "content", None)
-        if content is not None:
-            with contextlib.suppress(Exception):
-                content.close()
 
+
+def _close(body: IO[bytes] | None) -> None:
+    if body is not None:
+        with contextlib.suppress(Exception):
+            body.close()
+
+
+def _closing(body: IO[bytes] | None) -> Any:
+    """A Deferred callback that closes the body whatever happened, and passes through."""
+
+    def close(result: Any) -> Any:
+        _close(body)
+        return result
+
+    return close

@@ -43,7 +43,8 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.uploads = Counter(
             "spoold_uploads",
-            "Uploads answered, by result (published, unchanged, rejected).",
+            "Items finished (published, unchanged, rejected), and uploads refused before "
+            "they reached the spool (rejected).",
             ["result"],
             registry=self.registry,
         )
@@ -55,7 +56,13 @@ class Metrics:
         )
         self.publish_seconds = Histogram(
             "spoold_publish_seconds",
-            "Seconds from an upload's delivery into the spool to its outcome.",
+            "Seconds a worker took to inspect and publish (or reject) an item.",
+            buckets=_PUBLISH_BUCKETS,
+            registry=self.registry,
+        )
+        self.upload_wait_seconds = Histogram(
+            "spoold_upload_wait_seconds",
+            "Seconds an upload waited for its outcome once its body was in the spool.",
             buckets=_PUBLISH_BUCKETS,
             registry=self.registry,
         )
@@ -80,7 +87,7 @@ class Metrics:
             self.uploads.labels(result=result)
 
     def record_outcome(self, outcome: Outcome, seconds: float | None = None) -> None:
-        """Count an upload's outcome (and its publishing time, if known)."""
+        """Count a finished item (the worker calls this once per item it decides)."""
         self.uploads.labels(result=outcome.result.value).inc()
         if not outcome.ok:
             self.rejections.labels(code=_code(outcome.code)).inc()
@@ -88,7 +95,8 @@ class Metrics:
             self.publish_seconds.observe(seconds)
 
     def record_rejection(self, code: str) -> None:
-        """An upload refused before it reached the spool (bad form, digest, auth...)."""
+        """An upload refused before it reached the spool (bad form, digest, auth...);
+        the worker never sees these, so they are counted here and only here."""
         self.uploads.labels(result="rejected").inc()
         self.rejections.labels(code=_code(code)).inc()
 

@@ -403,11 +403,28 @@ def test_metrics_count_uploads(site, spool: Spool, waiter: FakeWaiter) -> None: 
     post(Connection(site), *_form(name="other"))
     post(Connection(site), body, content_type, auth=None)
     text = site.metrics.render().decode()
-    assert 'spoold_uploads_total{result="published"} 1.0' in text
+    # published items are counted by the worker (record_outcome), not twice here
+    assert 'spoold_uploads_total{result="published"} 0.0' in text
+    assert 'spoold_uploads_total{result="rejected"} 2.0' in text
     assert 'spoold_rejections_total{code="bad-upload"} 1.0' in text
     assert 'spoold_rejections_total{code="unauthorized"} 1.0' in text
     assert 'spoold_http_requests_total{method="POST",status="200"} 1.0' in text
-    assert "spoold_publish_seconds_count 1.0" in text
+    assert "spoold_upload_wait_seconds_count 1.0" in text
+
+
+def test_metrics_record_outcome() -> None:
+    from spoold.metrics import Metrics
+    from spoold.outcome import Outcome
+
+    metrics = Metrics()
+    metrics.record_outcome(Outcome("i", "f", Result.PUBLISHED), 0.2)
+    metrics.record_outcome(Outcome("i", "f", Result.REJECTED, code="file-exists"), 0.1)
+    metrics.record_outcome(Outcome("i", "f", Result.REJECTED, code="Bad Code!"))
+    text = metrics.render().decode()
+    assert 'spoold_uploads_total{result="published"} 1.0' in text
+    assert 'spoold_rejections_total{code="file-exists"} 1.0' in text
+    assert 'spoold_rejections_total{code="other"} 1.0' in text
+    assert "spoold_publish_seconds_count 2.0" in text
 
 
 @pytest.mark.parametrize(

@@ -386,7 +386,8 @@ class UploadResource(LeafResource):
         def answered(outcome: Outcome) -> None:
             if timer is not None and timer.active():
                 timer.cancel()
-            self.metrics.record_outcome(outcome, self.reactor.seconds() - started)
+            # The worker counts the outcome itself; here only the uploader's wait.
+            self.metrics.upload_wait_seconds.observe(max(0.0, self.reactor.seconds() - started))
             self._answer(outcome, request)
 
         def not_answered(failure: Failure) -> None:

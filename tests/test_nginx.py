@@ -1,0 +1,356 @@
+"""The shipped nginx site (deploy/nginx/spoold.conf) serves a tree spoold published.
+
+The tree is built with spoold's own library (a wheel from ``distbuild``, inspected and
+published into local storage); nginx serves it as shipped, on a loopback port (see
+``nginxserver``). pip installs from it with hash checking; PEP 691 negotiation, content
+types and caching headers are checked request by request. Everything spoold must answer
+(uploads, health, metrics, non-normalized names) is checked against a recording stand-in
+upstream, because that is about nginx's routing, not about spoold.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from distbuild import metadata_text, write_wheel
+from nginxserver import SHIPPED, Nginx, nginx_binary, start_nginx
+from spoold.config import Settings
+from spoold.inspection import inspect_file
+from spoold.publish import publish
+from spoold.storage.local import LocalStorage
+
+pytestmark = pytest.mark.skipif(
+    nginx_binary() is None, reason="nginx not installed: apt-get install nginx-light"
+)
+
+JSON = "application/vnd.pypi.simple.v1+json"
+PIP_ACCEPT = f"{JSON}, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"
+
+
+# -- a stand-in for spoold behind nginx ----------------------------------------------------
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Upstream:
+    """Records what nginx passes on; POST bodies are read in two halves so a test can tell
+    whether nginx forwarded the request before the client finished sending it."""
+
+    port: int
+    seen: list[Seen] = field(default_factory=list)
+    first_half: threading.Event = field(default_factory=threading.Event)
+    
+
+def make_handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self, status: int, body: bytes, **headers: str) -> None:
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key.replace("_", "-"), value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _record(self, body: bytes = b"") -> None:
+            upstream.seen.append(Seen(self.command, self.path, dict(self.headers.items()), body))
+
+        def do_GET(self) -> None:
+            self._record()
+            if self.path.startswith("/simple/"):
+                self._answer(301, b"", Location="/simple/demo-pkg/")
+            else:
+                self._answer(200, b"from spoold " + self.path.encode(), Content_Type="text/plain")
+
+        def do_POST(self) -> None:
+            length = int(self.headers["Content-Length"])
+            half = self.rfile.read(length // 2)
+            upstream.first_half.set()
+            rest = self.rfile.read(length - len(half))
+            self._record(half + rest)
+            self._answer(200, b"published", Content_Type="text/plain")
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+    return Handler
+
+
+@pytest.fixture(scope="module")
+def _upstream() -> Iterator[Upstream]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    recorder = Upstream(server.server_address[1])
+    server.RequestHandlerClass = make_handler(recorder)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield recorder
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# -- the published tree and nginx ----------------------------------------------------------
+
+
+@dataclass
+class Site:
+    nginx: Nginx
+    storage: LocalStorage
+    wheel: Path
+    sha256: str
+    upstream: Upstream
+    log_mark: int = 0
+
+    def new_log(self) -> list[str]:
+        """Access log lines written since this test began."""
+        return self.nginx.access_log()[self.log_mark:]
+
+    def get(self, path: str, **headers: str) -> tuple[http.client.HTTPResponse, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.nginx.port, timeout=20)
+        try:
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            return response, response.read()
+        finally:
+            conn.close()
+
+    def stored(self, key: str) -> bytes:
+        return (self.storage.root / key).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def _site(tmp_path_factory: pytest.TempPathFactory, _upstream: Upstream) -> Iterator[Site]:
+    """One published tree and one nginx for the module (nothing here changes the tree)."""
+    tmp_path = tmp_path_factory.mktemp("nginx-site")
+    storage = LocalStorage(tmp_path / "storage")
+    metadata = metadata_text("Demo_Pkg", "1.0", requires_python=">=3.8")
+    wheel = write_wheel(tmp_path, "Demo_Pkg", "1.0", metadata=metadata)
+    dist = inspect_file(wheel, wheel.name)
+    publish(storage, dist, wheel)
+    # A storage temporary file, as a crashed writer would leave it: never served.
+    (storage.root / "packages/demo-pkg/.demo_pkg-1.0-py3-none-any.whl.abc.tmp").write_bytes(b"partial")
+    nginx = start_nginx(tmp_path / "nginx", root=storage.root, upstream=f"127.0.0.1:{_upstream.port}")
+    try:
+        yield Site(nginx, storage, wheel, dist.sha256, _upstream)
+    finally:
+        nginx.stop()
+
+
+@pytest.fixture
+def site(_site: Site) -> Site:
+    """The module's site with a fresh record of what reached the upstream."""
+    _site.upstream.seen.clear()
+    _site.upstream.first_half.clear()
+    _site.log_mark = len(_site.nginx.access_log())
+    return _site
+
+
+def test_the_shipped_config_loads_without_warnings(site: Site) -> None:
+    problems = [line for line in site.nginx.startup_log.splitlines()
+                if re.search(r"\[(warn|error|crit|alert|emerg)\]", line)]
+    assert problems == []
+
+
+def pip(site: Site, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    return subprocess.run(
+        [sys.executable, "-m", "pip", *args[:1], "--no-deps", "--no-cache-dir",
+         "--disable-pip-version-check", "--index-url", f"{site.nginx.url}/simple/", *args[1:]],
+        capture_output=True, text=True, timeout=120, check=False,
+        env=env | {"PIP_CONFIG_FILE": os.devnull},
+    )
+
+
+def test_pip_downloads_with_hash_checking(site: Site, tmp_path: Path) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(f"demo-pkg==1.0 --hash=sha256:{site.sha256}\n")
+    result = pip(site, "download", "--dest", str(tmp_path / "out"), "-r", str(requirements))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "out" / site.wheel.name).read_bytes() == site.wheel.read_bytes()
+    log = site.new_log()
+    # pip asked for JSON and got it, then the wheel.
+    assert f'200 GET /simple/demo-pkg/ "{JSON}"' in log
+    assert f'200 GET /packages/demo-pkg/{site.wheel.name} "application/octet-stream"' in log
+    assert site.upstream.seen == []  # nothing of that needed spoold
+
+
+def test_pip_resolves_from_pep658_metadata(site: Site, tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    result = pip(site, "install", "--dry-run", "--ignore-installed", "--report", str(report), "demo-pkg")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (item,) = json.loads(report.read_text())["install"]
+    assert item["metadata"]["requires_python"] == ">=3.8"
+    log = site.new_log()
+    assert f'200 GET /packages/demo-pkg/{site.wheel.name}.metadata "text/plain; charset=utf-8"' in log
+
+
+@pytest.mark.parametrize(
+    ("query", "accept", "expected"),
+    [
+        ("", JSON, "json"),
+        ("", "application/vnd.pypi.simple.latest+json", "json"),
+        ("", PIP_ACCEPT, "json"),
+        ("", "text/html", "html"),
+        ("", "application/vnd.pypi.simple.v1+html", "html"),
+        ("", None, "html"),
+        ("", "*/*", "html"),
+        ("", f"{JSON}; q=0, text/html", "html"),
+        ("", f"{JSON};q=0.5, text/html", "json"),
+        (f"?format={JSON}", "text/html", "json"),
+        ("?format=application%2Fvnd.pypi.simple.v1%2Bjson", None, "json"),
+        ("?format=text/html", JSON, "html"),
+        ("?format=application/vnd.pypi.simple.v1%2Bhtml", JSON, "html"),
+    ],
+)
+@pytest.mark.parametrize("page", ["simple/", "simple/demo-pkg/"])
+def test_pep691_negotiation(site: Site, page: str, query: str, accept: str | None, expected: str) -> None:
+    headers = {"Accept": accept} if accept is not None else {}
+    response, body = site.get(f"/{page}{query}", **headers)
+    assert response.status == 200
+    if expected == "json":
+        assert response.headers["Content-Type"] == JSON
+        assert body == site.stored(page + "index.v1.json")
+        json.loads(body)
+    else:
+        assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+        assert body == site.stored(page + "index.html")
+    assert "Accept" in response.headers.get_all("Vary", [])
+    assert response.headers["Cache-Control"] == "no-cache"
+
+
+def test_pages_revalidate_with_etag(site: Site) -> None:
+    first, _ = site.get("/simple/demo-pkg/", Accept=JSON)
+    etag = first.headers["ETag"]
+    assert etag
+    again, body = site.get("/simple/demo-pkg/", Accept=JSON, **{"If-None-Match": etag})
+    assert again.status == 304 and body == b""
+    # The HTML page is another representation with its own validator.
+    html, _ = site.get("/simple/demo-pkg/", Accept="text/html", **{"If-None-Match": etag})
+    assert html.status == 200
+
+
+def test_files_and_metadata(site: Site) -> None:
+    response, body = site.get(f"/packages/demo-pkg/{site.wheel.name}")
+    assert response.status == 200 and body == site.wheel.read_bytes()
+    assert response.headers["Content-Type"] == "application/octet-stream"
+    assert response.headers["Content-Length"] == str(len(body))
+    assert response.headers["ETag"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+    response, body = site.get(f"/packages/demo-pkg/{site.wheel.name}.metadata")
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert body == site.stored(f"packages/demo-pkg/{site.wheel.name}.metadata")
+    assert b"Name: Demo_Pkg" in body
+
+
+def test_project_url_without_slash_redirects_relatively(site: Site) -> None:
+    response, _ = site.get("/simple/demo-pkg")
+    assert response.status == 301
+    assert response.headers["Location"] == "/simple/demo-pkg/"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/simple/nothing-here/", "/packages/demo-pkg/missing.whl", "/.spoold/generations/simple/index.html",
+     "/simple/.hidden/", "/packages/demo-pkg/.demo_pkg-1.0-py3-none-any.whl.abc.tmp", "/etc/passwd"],
+)
+def test_unknown_and_private_paths_are_404(site: Site, path: str) -> None:
+    response, _ = site.get(path)
+    assert response.status == 404
+    assert site.upstream.seen == []
+
+
+@pytest.mark.parametrize("name", ["Demo_Pkg", "demo.pkg", "DEMO-PKG", "demo--pkg", "demo_pkg"])
+def test_non_normalized_names_go_to_spoold_for_a_redirect(site: Site, name: str) -> None:
+    response, _ = site.get(f"/simple/{name}/")
+    assert response.status == 301
+    assert response.headers["Location"] == "/simple/demo-pkg/"
+    assert [s.path for s in site.upstream.seen] == [f"/simple/{name}/"]
+
+
+@pytest.mark.parametrize("path", ["/health", "/metrics", "/"])
+def test_spoold_endpoints_are_proxied(site: Site, path: str) -> None:
+    response, body = site.get(path)
+    assert response.status == 200 and body == b"from spoold " + path.encode()
+    (seen,) = site.upstream.seen
+    assert seen.headers["Host"] == f"127.0.0.1:{site.nginx.port}"
+    assert seen.headers["X-Forwarded-For"] == "127.0.0.1"
+    assert seen.headers["X-Forwarded-Proto"] == "http"
+
+
+@pytest.mark.parametrize("path", ["/legacy/", "/"])
+def test_uploads_stream_through_unbuffered(site: Site, path: str) -> None:
+    """spoold sees the upload while the client is still sending it (no disk copy in nginx)."""
+    body = os.urandom(256 * 1024)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{site.nginx.port}\r\n"
+        "Content-Type: multipart/form-data; boundary=x\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", site.nginx.port), timeout=20) as conn:
+        conn.sendall(head + body[: len(body) // 2])
+        # With request buffering on, nginx would wait for the whole body first.
+        assert site.upstream.first_half.wait(10), "nginx held the upload back"
+        conn.sendall(body[len(body) // 2:])
+        response = http.client.HTTPResponse(conn)
+        response.begin()
+        assert response.status == 200 and response.read() == b"published"
+    (seen,) = site.upstream.seen
+    assert seen.method == "POST" and seen.path == path and seen.body == body
+
+
+def test_oversized_uploads_are_refused_by_nginx(site: Site) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", site.nginx.port, timeout=20)
+    try:
+        conn.putrequest("POST", "/legacy/")
+        conn.putheader("Content-Length", str(4 << 30))
+        conn.endheaders()
+        response = conn.getresponse()
+        assert response.status == 413
+    finally:
+        conn.close()
+    assert site.upstream.seen == []
+
+
+def _size(value: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([kmg]?)", value.lower()).groups()  # type: ignore[union-attr]
+    return int(number) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[unit]
+
+
+def _seconds(value: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([smh]?)", value).groups()  # type: ignore[union-attr]
+    return int(number) * {"": 1, "s": 1, "m": 60, "h": 3600}[unit]
+
+
+def test_limits_match_spoold() -> None:
+    text = SHIPPED.read_text()
+    body_limit = _size(re.search(r"^\s*client_max_body_size\s+(\S+);", text, re.M)[1])  # type: ignore[index]
+    max_upload = Settings().max_upload
+    # Room for the form fields around the file, so spoold answers "too large" itself.
+    assert max_upload < body_limit <= max_upload + (16 << 20)
+    read_timeout = _seconds(re.search(r"^\s*proxy_read_timeout\s+(\S+);", text, re.M)[1])  # type: ignore[index]
+    assert read_timeout >= 300  # an upload waits for its file to be published
+    assert re.search(r"^\s*proxy_request_buffering\s+off;", text, re.M)

@@ -10,23 +10,27 @@ upstream, because that is about nginx's routing, not about spoold.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 
 from distbuild import metadata_text, write_wheel
-from nginxserver import SHIPPED, Nginx, nginx_binary, start_nginx
+from nginxserver import SHIPPED, Nginx, free_port, nginx_binary, start_nginx
 from spoold.config import Settings
 from spoold.inspection import inspect_file
 from spoold.publish import publish
@@ -354,3 +358,106 @@ def test_limits_match_spoold() -> None:
     read_timeout = _seconds(re.search(r"^\s*proxy_read_timeout\s+(\S+);", text, re.M)[1])  # type: ignore[index]
     assert read_timeout >= 300  # an upload waits for its file to be published
     assert re.search(r"^\s*proxy_request_buffering\s+off;", text, re.M)
+
+
+# -- the whole deployment: socket-activated spoold behind nginx ----------------------------
+
+
+def _wait_for_health(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> dict:
+    """The first connection makes systemd-socket-activate start spoold; wait until it answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"spoold exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+            conn.request("GET", "/health")
+            response = conn.getresponse()
+            body = response.read()
+            conn.close()
+            if response.status == 200:
+                return json.loads(body)
+        except (ConnectionError, http.client.HTTPException, socket.timeout):
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"spoold did not answer /health:\n{log.read_text()}")
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
+                    reason="systemd-socket-activate is not installed")
+def test_twine_uploads_through_nginx_to_a_socket_activated_spoold(tmp_path: Path) -> None:
+    """The shipped pieces together: spoold.socket's socket (name "http") adopted by
+    `spoold serve --listen systemd:domain=INET:name=http`, nginx in front serving the
+    static tree and passing uploads on; twine uploads, pip installs."""
+    from spoold.auth import add_user
+
+    htpasswd = tmp_path / "htpasswd"
+    add_user(htpasswd, "alice", "correct horse", rounds=4)
+    storage = tmp_path / "storage"
+    config = tmp_path / "spoold.toml"
+    config.write_text(f'spool = "{tmp_path / "spool"}"\nstorage = "{storage}"\n'
+                      f'htpasswd = "{htpasswd}"\nscan_interval = 0.5\n')
+    storage.mkdir()
+    port = free_port()
+    log = tmp_path / "spoold.log"
+    with open(log, "wb") as out:
+        spoold = subprocess.Popen(
+            ["systemd-socket-activate", "--listen", f"127.0.0.1:{port}", "--fdname=http",
+             sys.executable, "-m", "spoold", "serve", "--config", str(config),
+             "--listen", "systemd:domain=INET:name=http"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    nginx = None
+    try:
+        _wait_for_health(port, spoold, log)
+        nginx = start_nginx(tmp_path / "nginx", root=storage, upstream=f"127.0.0.1:{port}")
+
+        dists = tmp_path / "dists"
+        dists.mkdir()
+        wheel = write_wheel(dists, "Demo_Pkg", "2.0")
+        for url in (f"{nginx.url}/legacy/", f"{nginx.url}/"):  # twine's two usual URLs
+            result = subprocess.run(
+                [str(Path(sys.executable).parent / "twine"), "upload", "--repository-url", url,
+                 "-u", "alice", "-p", "correct horse", "--non-interactive",
+                 "--disable-progress-bar", str(wheel)],
+                capture_output=True, text=True, timeout=120, check=False,
+                env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
+            )
+            # The second upload of the same bytes is accepted too (idempotent).
+            assert result.returncode == 0, result.stdout + result.stderr + log.read_text()
+
+        sha256 = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        requirements = tmp_path / "requirements.txt"
+        requirements.write_text(f"demo-pkg==2.0 --hash=sha256:{sha256}\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir",
+             "--disable-pip-version-check", "--index-url", f"{nginx.url}/simple/",
+             "--dest", str(tmp_path / "out"), "-r", str(requirements)],
+            capture_output=True, text=True, timeout=120, check=False,
+            env=env | {"PIP_CONFIG_FILE": os.devnull},
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert (tmp_path / "out" / wheel.name).read_bytes() == wheel.read_bytes()
+
+        # spoold itself, through nginx: the normalizing redirect and the health document.
+        conn = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=20)
+        conn.request("GET", "/simple/Demo_Pkg/")
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 301
+        assert urljoin("/simple/Demo_Pkg/", response.headers["Location"]) == "/simple/demo-pkg/"
+        conn.request("GET", "/health")
+        response = conn.getresponse()
+        assert response.status == 200 and json.loads(response.read())
+        conn.close()
+        uploads = [line for line in nginx.access_log() if " POST " in line]
+        assert [line.split()[0] for line in uploads] == ["200", "200"]
+    finally:
+        if nginx is not None:
+            nginx.stop()
+        if spoold.poll() is None:
+            spoold.terminate()  # systemd-socket-activate exec'd spoold: this is spoold
+        assert spoold.wait(60) == 0, log.read_text()

@@ -197,7 +197,9 @@ def test_services_share_the_spool_as_user_and_group_spoold(units: dict[str, Unit
     service = units[name]["Service"]
     assert service["User"] == ["spoold"] and service["Group"] == ["spoold"]
     assert "DynamicUser" not in service  # scp/rsync users need a real, shared group
-    assert service["UMask"] == ["0002"]  # what the daemon creates stays group-writable
+    # Spool folders are setgid 2775 by the administrator; what the daemon creates (the
+    # storage tree above all) must not be writable by every uploader in group spoold.
+    assert service["UMask"] == ["0022"]
     assert "/var/spool/spoold" in service["ReadWritePaths"][0].split()
     assert service["StateDirectory"] == ["spoold"]
     assert service["EnvironmentFile"] == ["-/etc/spoold/env"]  # optional AWS credentials

@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -119,8 +120,6 @@ def test_real_monotonic_clock_in_microseconds(systemd: Systemd) -> None:
     (message,) = systemd.received()
     usec = int(message["MONOTONIC_USEC"])
     # Same clock as the kernel's CLOCK_MONOTONIC, in microseconds, not ns or s.
-    import time
-
     assert abs(usec - time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000) < 60_000_000
 
 

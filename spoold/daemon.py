@@ -8,6 +8,7 @@ worker.
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import sys
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from twisted.python.threadpool import ThreadPool
 from spoold.config import Settings
 from spoold.spool import Spool, SpoolPolicy
 from spoold.incoming import IncomingPolicy
+from spoold.sdnotify import Notifier, SystemdService, status_line
 from spoold.storage import open_storage
 from spoold.watcher import FolderWatcher
 from spoold.worker import Worker
@@ -110,10 +112,15 @@ class Listener(Service):
                                    consumeErrors=True)
 
 
-def serve_extra(settings: Settings) -> Callable[[Any, ThreadPool, Worker, MultiService], None]:
+#: Adds services to a worker's process; returns a Deferred that fires when they are ready.
+Extra = Callable[[Any, ThreadPool, Worker, MultiService, SystemdService], Deferred]
+
+
+def serve_extra(settings: Settings) -> Extra:
     """What ``spoold serve`` adds to a worker: the web site on the listen endpoints."""
 
-    def extra(reactor: Any, pool: ThreadPool, worker: Worker, top: MultiService) -> None:
+    def extra(reactor: Any, pool: ThreadPool, worker: Worker, top: MultiService,
+              systemd: SystemdService) -> Deferred:
         from spoold.auth import Htpasswd
         from spoold.web.site import build_site
 
@@ -130,31 +137,43 @@ def serve_extra(settings: Settings) -> Callable[[Any, ThreadPool, Worker, MultiS
                  spool=settings.spool, storage=settings.storage,
                  auth=f"checked against {settings.htpasswd}" if auth else
                  "refused (no htpasswd: add a user with `spoold user add NAME --htpasswd FILE`)")
-        Listener(reactor, settings.listen, site).setServiceParent(top)
+        listening: Deferred = Deferred()
+        Listener(reactor, settings.listen, site, on_listening=listening.callback).setServiceParent(top)
         if auth is not None:
-            signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(_reload, auth))
+            def reload() -> Deferred:
+                log.info("SIGHUP: reloading {path}", path=settings.htpasswd)
+                return worker.run(auth.reload)
+
+            signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(systemd.reload, reload))
+        return listening
 
     return extra
 
 
-def _reload(auth: Any) -> None:
-    log.info("SIGHUP: reloading the htpasswd file")
-    try:
-        auth.reload()
-    except Exception:
-        log.failure("cannot reload the htpasswd file; keeping the old users")
+def run(settings: Settings, extra: Extra | None = None) -> int:
+    """Run a worker (and whatever ``extra`` adds, e.g. the web site) until SIGTERM.
 
-
-def run(settings: Settings, extra: Callable[[Any, ThreadPool, Worker, MultiService], None] | None = None) -> int:
-    """Run a worker (and whatever ``extra`` adds, e.g. the web site) until SIGTERM."""
+    Under systemd (``$NOTIFY_SOCKET``) READY=1 is sent once the first scan of ``new/`` is
+    done and ``extra`` is ready (the HTTP ports accept connections); WATCHDOG=1 only while
+    the watcher is alive and the reactor turns; STOPPING=1 on SIGTERM.
+    """
     from twisted.internet import reactor
 
+    faulthandler.enable()  # a watchdog SIGABRT then dumps every thread's stack to the journal
     pool = ThreadPool(minthreads=1, maxthreads=settings.threads + 4, name="spoold")
     worker = build_worker(settings, reactor, pool)
     top = MultiService()
+    systemd = SystemdService(
+        reactor, Notifier.from_environment(), healthy=worker.healthy,
+        status=lambda: status_line(worker.spool.status().counts), run=worker.run,
+    )
+    systemd.setServiceParent(top)
     worker.setServiceParent(top)
+    ready = [worker.first_scan]
     if extra is not None:
-        extra(reactor, pool, worker, top)
+        ready.append(extra(reactor, pool, worker, top, systemd))
+    defer.gatherResults(ready, consumeErrors=True).addCallbacks(
+        lambda _: systemd.ready(), lambda f: log.failure("never became ready", f))
     start_logging()
     pool.start()
     reactor.callWhenRunning(top.startService)

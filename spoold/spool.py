@@ -306,8 +306,12 @@ class Spool:
         return None
 
     def heartbeat(self, claim: Claim) -> None:
-        """Renew the lease on a claim (workers on other hosts judge it by age)."""
-        with contextlib.suppress(FileNotFoundError):
+        """Renew the lease on a claim (workers on other hosts judge it by age).
+
+        A file another user delivered without group write cannot be touched; its lease
+        then runs from the claim's rename (ctime), which is all a reaper needs on one host.
+        """
+        with contextlib.suppress(FileNotFoundError, PermissionError):
             os.utime(claim.path, follow_symlinks=False)
 
     def finish(self, claim: Claim) -> bool:
@@ -630,7 +634,10 @@ def _alive(owner: Owner) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        pass
+        # It exists but belongs to another user; under systemd's ProtectProc=invisible its
+        # /proc entry is hidden too, so this is all we will learn: alive.
+        if not os.path.exists(f"/proc/{owner.pid}"):
+            return True
     except OSError as e:
         return e.errno != errno.ESRCH
     try:

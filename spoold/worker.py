@@ -98,6 +98,8 @@ class Worker(Service):
         self.on_handled: list[Callable[[Handled], None]] = []
         self.handled_count = 0
         self.last_scan: float | None = None
+        #: Fires once the first listing of new/ is done (the backlog is known): readiness.
+        self.first_scan: Deferred = Deferred()
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -109,6 +111,8 @@ class Worker(Service):
                  jobs=self.jobs)
         if self.watcher_factory is not None:
             self._start_watcher()
+        if self.jobs == 0:
+            self._scanned()  # this process never claims; nothing to scan for
         for interval, func in (
             (self.scan_interval, self._scan_tick),
             (self.housekeeping_interval, self.housekeep),
@@ -203,8 +207,13 @@ class Worker(Service):
             self._listing = True
             self.run(self.spool.pending).addCallbacks(self._listed, self._listing_failed)
 
+    def _scanned(self) -> None:
+        if not self.first_scan.called:
+            self.first_scan.callback(None)
+
     def _listed(self, names: list[str]) -> None:
         self._listing = False
+        self._scanned()
         if names:
             # Start at a random place, so that workers sharing the spool rarely collide.
             start = random.randrange(len(names))
@@ -214,6 +223,7 @@ class Worker(Service):
 
     def _listing_failed(self, failure: Any) -> None:
         self._listing = False
+        self._scanned()
         log.failure("cannot list {folder}", failure, folder=str(self.spool.new))
 
     def _start_job(self, entry: str) -> None:

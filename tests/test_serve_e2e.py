@@ -154,7 +154,8 @@ def _b64(digest: bytes) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def post_file(url: str, path: Path, auth: tuple[str, str]) -> tuple[int, bytes]:
+def post_file(url: str, path: Path, auth: tuple[str, str], *, name: str = "big",
+              version: str = "1.0") -> tuple[int, bytes]:
     """POST a twine-style multipart form, streaming the file from disk."""
     import base64
     boundary = "spoold-test-boundary"
@@ -162,7 +163,7 @@ def post_file(url: str, path: Path, auth: tuple[str, str]) -> tuple[int, bytes]:
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             sha256.update(chunk)
-    fields = {":action": "file_upload", "protocol_version": "1", "name": "big", "version": "1.0",
+    fields = {":action": "file_upload", "protocol_version": "1", "name": name, "version": version,
               "filetype": "bdist_wheel", "pyversion": "py3", "metadata_version": "2.1",
               "sha256_digest": sha256.hexdigest()}
     head = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'

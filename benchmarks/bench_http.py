@@ -1,0 +1,398 @@
+#!/usr/bin/env python3
+"""HTTP: spoold against pypiserver and nginx, side by side in one run.
+
+The same dataset for all three: 10,000 projects x 2 versions (20,000 files), and a
+1,000-file store for the upload cost comparison.
+
+* spoold: ``spoold serve`` over its storage tree;
+* pypiserver (``pypiserver[cache]`` with waitress, its defaults: sha256 hashes on) over a
+  directory holding the same filenames;
+* nginx serving spoold's own static storage tree (the physical floor for the read path).
+
+Servers run on core 1, the load generator (wrk, or the upload client) on core 0
+(``taskset``). Figures: requests/s for ``/simple/<project>/`` and ``/simple/``, HTML and
+JSON; uploads/s with twine and with raw multipart POSTs at concurrency 4; server CPU per
+upload at 1,000 and 20,000 files; time from upload start to visible in the index.
+
+Needs wrk and nginx (Debian packages) and pypiserver: ``pip install -e '.[bench]'``.
+
+Run:  python benchmarks/bench_http.py [--quick] [--pypiserver PATH-TO-pypi-server]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import concurrent.futures
+import hashlib
+import http.client
+import io
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from bench_publish import build_store, project_name  # noqa: E402
+
+from spoold.auth import add_user  # noqa: E402
+from spoold.storage import open_storage  # noqa: E402
+
+SERVER_CPU, CLIENT_CPU = "1", "0"
+JSON = "application/vnd.pypi.simple.v1+json"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pinned(cpu: str, argv: list[str]) -> list[str]:
+    return ["taskset", "-c", cpu, *argv] if shutil.which("taskset") else argv
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=5).read()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- datasets ------------------------------------------------------------------------------
+
+
+def tiny_wheel(project: str, version: str) -> tuple[str, bytes]:
+    """A small valid wheel (spoold inspects uploads; pypiserver does not care)."""
+    dist = project.replace("-", "_")
+    info = f"{dist}-{version}.dist-info"
+    members = {
+        f"{dist}/__init__.py": b"x = 1\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {project}\nVersion: {version}\n".encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(
+        f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()},{len(d)}\n"
+        for n, d in members.items()) + f"{info}/RECORD,,\n"
+    members[f"{info}/RECORD"] = record.encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return f"{dist}-{version}-py3-none-any.whl", buf.getvalue()
+
+
+def build_datasets(base: Path, projects: int) -> tuple[Path, Path]:
+    """spoold's storage tree and pypiserver's flat directory, with the same filenames."""
+    storage = base / f"storage-{projects}"
+    build_store(open_storage(str(storage)), projects, 2)
+    flat = base / f"packages-{projects}"
+    flat.mkdir()
+    _, data = tiny_wheel("project-000000", "0.0")
+    for i in range(projects):
+        dist = project_name(i).replace("-", "_")
+        for v in (0, 1):
+            (flat / f"{dist}-0.{v}-py3-none-any.whl").write_bytes(data)
+    return storage, flat
+
+
+# -- servers -------------------------------------------------------------------------------
+
+
+class Proc:
+    def __init__(self, argv: list[str], log: Path, url: str, env: dict[str, str] | None = None) -> None:
+        self.log = log
+        self.proc = subprocess.Popen(pinned(SERVER_CPU, argv), stdout=open(log, "wb"),
+                                     stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        self.url = url
+        wait_http(url + "/simple/")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start_spoold(work: Path, storage: Path, htpasswd: Path) -> Proc:
+    port = free_port()
+    spool = work / "spool"
+    return Proc([sys.executable, "-m", "spoold", "serve", "--spool", str(spool), "--storage", str(storage),
+                 "--listen", f"tcp:{port}:interface=127.0.0.1", "--htpasswd", str(htpasswd)],
+                work / "spoold.log", f"http://127.0.0.1:{port}")
+
+
+def start_pypiserver(work: Path, flat: Path, exe: str) -> Proc:
+    port = free_port()
+    return Proc([exe, "run", "-p", str(port), "-i", "127.0.0.1", "-P", ".", "-a", ".",
+                 "--server", "auto", str(flat)], work / "pypiserver.log", f"http://127.0.0.1:{port}")
+
+
+NGINX_CONF = """
+daemon off;
+worker_processes 1;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/nginx-body;
+    proxy_temp_path {work}/nginx-proxy;
+    fastcgi_temp_path {work}/nginx-fastcgi;
+    uwsgi_temp_path {work}/nginx-uwsgi;
+    scgi_temp_path {work}/nginx-scgi;
+    types {{ text/html html; application/vnd.pypi.simple.v1+json json; }}
+    map $http_accept $spoold_index {{
+        default index.html;
+        "~application/vnd\\.pypi\\.simple\\.(v1|latest)\\+json" index.v1.json;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location /simple/ {{
+            index $spoold_index;
+            add_header Vary Accept;
+        }}
+    }}
+}}
+"""
+
+
+def start_nginx(work: Path, storage: Path) -> Proc | None:
+    exe = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if exe is None:
+        print("nginx not found: skipping the nginx column (apt-get install nginx-light)")
+        return None
+    port = free_port()
+    conf = work / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(work=work, port=port, root=storage))
+    return Proc([exe, "-c", str(conf), "-p", str(work)], work / "nginx.log", f"http://127.0.0.1:{port}")
+
+
+# -- load ----------------------------------------------------------------------------------
+
+
+WRK_SCRIPT = """
+local n = {projects}
+local root = {root}
+wrk.headers["Accept"] = "{accept}"
+math.randomseed({seed})
+request = function()
+  if root then return wrk.format("GET", "/simple/") end
+  return wrk.format("GET", string.format("/simple/project-%06d/", math.random(0, n - 1)))
+end
+"""
+
+
+def wrk(url: str, projects: int, *, root: bool, accept: str, seconds: int, work: Path) -> float:
+    script = work / "wrk.lua"
+    script.write_text(WRK_SCRIPT.format(projects=projects, root="true" if root else "false",
+                                        accept=accept, seed=int(time.time())))
+    out = subprocess.run(pinned(CLIENT_CPU, ["wrk", "-t1", "-c8", f"-d{seconds}s", "--timeout", "30s",
+                                             "-s", str(script), url]),
+                         capture_output=True, text=True).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        print(f"  warning: {non2xx[1]} non-2xx responses from {url}")
+    return float(m[1]) if m else 0.0
+
+
+def post_upload(url: str, filename: str, data: bytes, auth: str | None) -> tuple[int, float]:
+    boundary = "benchboundary"
+    name, version = filename.split("-")[:2]
+    fields = {":action": "file_upload", "protocol_version": "1", "name": name, "version": version,
+              "filetype": "bdist_wheel", "pyversion": "py3", "metadata_version": "2.1",
+              "sha256_digest": hashlib.sha256(data).hexdigest()}
+    body = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+                    for k, v in fields.items())
+    body += (f'--{boundary}\r\nContent-Disposition: form-data; name="content"; filename="{filename}"\r\n'
+             "Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
+    host, port = url.split("//")[1].split(":")
+    t0 = time.perf_counter()
+    conn = http.client.HTTPConnection(host, int(port), timeout=120)
+    conn.request("POST", "/", body=body, headers=headers)
+    status = conn.getresponse().status
+    conn.close()
+    return status, time.perf_counter() - t0
+
+
+def uploads(server: Proc, count: int, tag: str, auth: str | None, concurrency: int = 4) -> dict[str, float]:
+    """Raw multipart POSTs at the given concurrency; then upload-to-visible one at a time."""
+    os.sched_setaffinity(0, {int(CLIENT_CPU)})
+    try:
+        wheels = [tiny_wheel(f"up-{tag}-{i % 50}", f"1.{i}") for i in range(count)]
+        cpu0 = cpu_seconds(server.pid)
+        t0 = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+            results = list(pool.map(lambda w: post_upload(server.url, w[0], w[1], auth), wheels))
+        elapsed = time.perf_counter() - t0
+        cpu = cpu_seconds(server.pid) - cpu0
+        bad = [s for s, _ in results if s != 200]
+        if bad:
+            print(f"  warning: {len(bad)} uploads answered {sorted(set(bad))}")
+        visible = []
+        for i in range(10):
+            filename, data = tiny_wheel(f"vis-{tag}-{i}", "1.0")
+            t0 = time.perf_counter()
+            post_upload(server.url, filename, data, auth)
+            page = f"{server.url}/simple/vis-{tag}-{i}/"
+            while filename.encode() not in _get(page):
+                time.sleep(0.001)
+            visible.append((time.perf_counter() - t0) * 1000)
+        return {"uploads/s": count / elapsed, "cpu ms/upload": cpu / count * 1000,
+                "visible ms p50": sorted(visible)[len(visible) // 2]}
+    finally:
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+
+
+def _get(url: str) -> bytes:
+    try:
+        return urllib.request.urlopen(url, timeout=30).read()
+    except OSError:
+        return b""
+
+
+def twine_rate(server: Proc, count: int, tag: str, auth: tuple[str, str] | None, work: Path) -> float:
+    out = work / f"twine-{tag}"
+    out.mkdir()
+    for i in range(count):
+        filename, data = tiny_wheel(f"tw-{tag}", f"1.{i}")
+        (out / filename).write_bytes(data)
+    user, password = auth or ("x", "x")
+    t0 = time.perf_counter()
+    subprocess.run(pinned(CLIENT_CPU, [str(Path(sys.executable).parent / "twine"), "upload",
+                                       "--repository-url", server.url + "/", "-u", user, "-p", password,
+                                       "--non-interactive", "--disable-progress-bar", *map(str, sorted(out.iterdir()))]),
+                   check=True, capture_output=True)
+    return count / (time.perf_counter() - t0)
+
+
+# -- main ----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="shorter runs")
+    parser.add_argument("--pypiserver", default=shutil.which("pypi-server") or str(Path(sys.executable).parent / "pypi-server"),
+                        help="the pypi-server executable")
+    parser.add_argument("--seconds", type=int, default=None, help="seconds per wrk run")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    have_pypiserver = Path(args.pypiserver).exists()
+    if not have_pypiserver:
+        print(f"pypiserver not found at {args.pypiserver}: pip install -e '.[bench]' (its column is skipped)")
+    seconds = args.seconds or (3 if args.quick else 8)
+    n_uploads = 40 if args.quick else 200
+    work = Path(tempfile.mkdtemp(prefix="spoold-bench-http-"))
+    os.chmod(work, 0o755)  # nginx's workers run as an unprivileged user
+    try:
+        htpasswd = work / "htpasswd"
+        add_user(htpasswd, "bench", "bench-password", rounds=10)
+        auth = "bench:bench-password"
+        print(f"building datasets in {work} ...")
+        big_store, big_flat = build_datasets(work, 10_000)
+        small_store, small_flat = build_datasets(work, 500)
+
+        rows: dict[str, dict[str, float]] = {}
+        servers = {}
+        (work / "s-spoold").mkdir()
+        servers["spoold"] = start_spoold(work / "s-spoold", big_store, htpasswd)
+        if have_pypiserver:
+            (work / "s-pypi").mkdir()
+            servers["pypiserver"] = start_pypiserver(work / "s-pypi", big_flat, args.pypiserver)
+        (work / "s-nginx").mkdir()
+        nginx = start_nginx(work / "s-nginx", big_store)
+        if nginx:
+            servers["nginx"] = nginx
+        try:
+            for name, server in servers.items():
+                row = rows.setdefault(name, {})
+                for label, accept in (("html", "text/html"), ("json", JSON)):
+                    if name == "pypiserver" and label == "json":
+                        continue  # pypiserver serves no PEP 691 JSON
+                    wrk(server.url, 10_000, root=False, accept=accept, seconds=1, work=work)  # warm-up
+                    row[f"project {label}"] = wrk(server.url, 10_000, root=False, accept=accept,
+                                                  seconds=seconds, work=work)
+                    row[f"root {label}"] = wrk(server.url, 10_000, root=True, accept=accept,
+                                               seconds=seconds, work=work)
+            print(f"\nrequests/s, 20,000 files in 10,000 projects, wrk -c8 on core {CLIENT_CPU}, server on core {SERVER_CPU}\n")
+            cols = ["project html", "project json", "root html", "root json"]
+            print(f"{'server':<11}" + "".join(f"{c:>14}" for c in cols))
+            for name, row in rows.items():
+                print(f"{name:<11}" + "".join(f"{row.get(c, float('nan')):>14.1f}" for c in cols))
+            s = rows["spoold"]
+            if "pypiserver" in rows:
+                print(f"\nspoold / pypiserver, /simple/<project>/ html: {s['project html'] / rows['pypiserver']['project html']:.0f}x (target >= 100x)")
+            if "nginx" in rows:
+                for label in ("html", "json"):
+                    print(f"spoold / nginx, /simple/<project>/ {label}: {s[f'project {label}'] / rows['nginx'][f'project {label}']:.2f} (target >= 0.10)")
+
+            print(f"\nuploads: {n_uploads} raw multipart POSTs at concurrency 4, then 10 one at a time for time-to-visible\n")
+            print(f"{'server':<11} {'files':>7} {'uploads/s':>10} {'cpu ms/up':>10} {'visible p50 ms':>15}")
+            up: dict[tuple[str, int], dict[str, float]] = {}
+            up[("spoold", 20_000)] = uploads(servers["spoold"], n_uploads, "big", auth)
+            if have_pypiserver:
+                up[("pypiserver", 20_000)] = uploads(servers["pypiserver"], n_uploads, "big", None)
+        finally:
+            for server in servers.values():
+                server.stop()
+        (work / "s-spoold-small").mkdir()
+        small = {"spoold": start_spoold(work / "s-spoold-small", small_store, htpasswd)}
+        if have_pypiserver:
+            (work / "s-pypi-small").mkdir()
+            small["pypiserver"] = start_pypiserver(work / "s-pypi-small", small_flat, args.pypiserver)
+        try:
+            up[("spoold", 1_000)] = uploads(small["spoold"], n_uploads, "small", auth)
+            if have_pypiserver:
+                up[("pypiserver", 1_000)] = uploads(small["pypiserver"], n_uploads, "small", None)
+            twine_spoold = twine_rate(small["spoold"], 30 if args.quick else 100, "s", ("bench", "bench-password"), work)
+            twine_pypi = (twine_rate(small["pypiserver"], 30 if args.quick else 100, "p", None, work)
+                          if have_pypiserver else float("nan"))
+        finally:
+            for server in small.values():
+                server.stop()
+        for (name, files), r in sorted(up.items()):
+            print(f"{name:<11} {files:>7} {r['uploads/s']:>10.1f} {r['cpu ms/upload']:>10.1f} {r['visible ms p50']:>15.1f}")
+        sp_small, sp_big = up[("spoold", 1_000)], up[("spoold", 20_000)]
+        print(f"\nspoold cpu per upload 20,000 / 1,000 files: {sp_big['cpu ms/upload'] / sp_small['cpu ms/upload']:.2f} (target <= 1.2)")
+        if have_pypiserver:
+            pp = up[("pypiserver", 20_000)]
+            print(f"spoold / pypiserver uploads/s at 20,000 files: {sp_big['uploads/s'] / pp['uploads/s']:.1f}x (target >= 25x)")
+        print(f"twine uploads/s (one twine process, sequential): spoold {twine_spoold:.1f}, pypiserver {twine_pypi:.1f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -48,6 +48,11 @@ class Settings:
     #: First retry delay after a storage fault; doubles per retry up to ``retry_max``.
     retry_base: float = 5.0
     retry_max: float = 3600.0
+    #: One log line per HTTP request (turn off behind a proxy that logs).
+    access_log: bool = True
+    #: Seconds an index page read from storage is served from memory. Publishes by this
+    #: process show at once; by other processes within this time. 0 turns it off.
+    page_cache: float = 1.0
     #: Seconds a stopping worker waits for in-flight items before it exits anyway.
     drain_timeout: float = 30.0
 

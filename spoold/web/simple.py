@@ -28,6 +28,7 @@ from spoold.index import render_root_html, render_root_json
 from spoold.manifest import RootIndex
 from spoold.negotiation import Choice, Format, NotAcceptable, choose
 from spoold.storage.base import Page
+from spoold.web.pagecache import PageCache
 from spoold.web import LeafResource, Run, StorageReader, decode_segments, finish_text, is_gone, send_text
 
 log = Logger()
@@ -77,11 +78,13 @@ class SimpleResource(LeafResource):
     """``/simple/...``; a leaf: it reads ``request.postpath`` itself."""
 
 
-    def __init__(self, storage: StorageReader, run: Run, policy: SimplePolicy | None = None) -> None:
+    def __init__(self, storage: StorageReader, run: Run, policy: SimplePolicy | None = None,
+                 cache: PageCache | None = None) -> None:
         super().__init__()
         self.storage = storage
         self.run = run
         self.policy = policy or SimplePolicy()
+        self.cache = cache
 
     def render_GET(self, request: Request) -> bytes | int:
         request.setHeader(b"vary", b"Accept")
@@ -120,10 +123,23 @@ class SimpleResource(LeafResource):
         if isinstance(choice, NotAcceptable):
             return send_text(request, 406, choice.message)
         key = prefix + _SUFFIX[choice.format]
+        if self.cache is not None:
+            cached = self.cache.get(key)
+            if cached is not None:
+                self._found(cached, request, choice, project)
+                return NOT_DONE_YET
+            ticket = self.cache.ticket()
         d = self.run(self.storage.read_page, key)
+        if self.cache is not None:
+            d.addCallback(self._remember, key, ticket)
         d.addCallback(self._found, request, choice, project)
         d.addErrback(self._failed, request)
         return NOT_DONE_YET
+
+    def _remember(self, page: Page | None, key: str, ticket: tuple[float, int]) -> Page | None:
+        if page is not None and self.cache is not None:
+            self.cache.put(key, page, ticket)
+        return page
 
     def _found(self, page: Page | None, request: Request, choice: Choice, project: str | None) -> None:
         if is_gone(request):

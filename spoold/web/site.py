@@ -44,6 +44,7 @@ from spoold.web import LeafResource, Run, StorageReader, Waiter, reason_phrase, 
 from spoold.web.files import FilesPolicy, FilesResource
 from spoold.web.health import HealthResource, MetricsResource
 from spoold.web.simple import SimplePolicy, SimpleResource
+from spoold.web.pagecache import PageCache
 from spoold.web.upload import Authenticator, Refusal, UploadPolicy, UploadResource
 
 __all__ = [
@@ -74,6 +75,10 @@ class WebPolicy:
     #: Bodies declared smaller than this are kept in memory; larger or undeclared ones go
     #: to a temporary file in the spool's tmp/.
     memory_body: int = 64 * 1024
+    #: One log line per request; off where a proxy in front already logs them.
+    access_log: bool = True
+    #: Seconds a read index page is served from memory (see spoold.web.pagecache); 0: off.
+    page_cache: float = 1.0
     simple: SimplePolicy = field(default_factory=SimplePolicy)
     files: FilesPolicy = field(default_factory=FilesPolicy)
     upload: UploadPolicy = field(default_factory=UploadPolicy)
@@ -283,6 +288,8 @@ class SpooldSite(Site):
     def log(self, request: Request) -> None:
         """One line per request (never the Authorization header), and the request count."""
         self.metrics.record_request(request.method, request.code)
+        if not self.web.access_log:
+            return
         uri = request.uri.decode("latin-1")[:300].encode("unicode_escape").decode("ascii")
         agent = (request.getHeader(b"user-agent") or b"-").decode("latin-1")[:120]
         log.info(
@@ -382,7 +389,7 @@ def build_site(
     ``run`` instead to choose how (tests: synchronously). ``auth`` None refuses uploads
     with 403. ``metrics`` is shared with the worker if given (``site.metrics`` otherwise).
     """
-    web = policy or WebPolicy()
+    web = policy or WebPolicy(access_log=settings.access_log, page_cache=settings.page_cache)
     metrics = metrics or Metrics()
     if run is None:
         if threadpool is None:
@@ -399,7 +406,8 @@ def build_site(
     root = _Root()
     root.putChild(b"", _Front(upload))
     root.putChild(b"legacy", _Legacy(upload))
-    root.putChild(b"simple", SimpleResource(storage_reader, run, web.simple))
+    cache = PageCache(web.page_cache, reactor.seconds) if web.page_cache > 0 else None
+    root.putChild(b"simple", SimpleResource(storage_reader, run, web.simple, cache))
     root.putChild(b"packages", FilesResource(storage_reader, run, web.files))
     root.putChild(b"health", HealthResource(spool, storage_reader.ping, run, metrics))
     root.putChild(b"metrics", MetricsResource(spool, metrics, run))
@@ -412,4 +420,5 @@ def build_site(
         reactor=reactor,
     )
     site.upload = upload
+    site.page_cache = cache
     return site

@@ -1,0 +1,75 @@
+"""A short-lived in-memory cache of index pages, so hot reads skip the thread pool.
+
+Serving a page from storage costs a trip to a pool thread (the read is blocking I/O); for
+the few hundred bytes of a project page that trip is most of the cost of a request. Pages
+are kept for ``ttl`` seconds after they were read and dropped at once when this process
+publishes into their project, so a client never sees this process's own upload missing.
+A publish by *another* process becomes visible here within ``ttl`` (1 s by default; 0
+turns the cache off).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+
+from spoold.storage import Page
+
+
+class PageCache:
+    """Bounded by total bytes (least recently used first out); reactor-thread only."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float], max_bytes: int = 64 << 20) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self.max_bytes = max_bytes
+        self._pages: OrderedDict[str, tuple[Page, float]] = OrderedDict()
+        self._bytes = 0
+        #: Bumped by every invalidation; a read that started before the latest
+        #: invalidation of its key may hold an old page and is not remembered.
+        self._epoch = 0
+        self._invalidated: dict[str, int] = {}
+
+    def ticket(self) -> tuple[float, int]:
+        """Take before reading a page; hand back to :meth:`put` with the page."""
+        return self.clock(), self._epoch
+
+    def get(self, key: str) -> Page | None:
+        entry = self._pages.get(key)
+        if entry is None:
+            return None
+        page, expires = entry
+        if self.clock() >= expires:
+            self._drop(key)
+            return None
+        self._pages.move_to_end(key)
+        return page
+
+    def put(self, key: str, page: Page, ticket: tuple[float, int]) -> None:
+        """Remember a page read under ``ticket`` (see :meth:`ticket`): it expires ``ttl``
+        after the read *started*, and is dropped if its key was invalidated meanwhile."""
+        read_at, epoch = ticket
+        if self.ttl <= 0 or len(page.data) > self.max_bytes // 4:
+            return
+        if self._invalidated.get(key, -1) >= epoch:
+            return
+        self._drop(key)
+        self._pages[key] = (page, read_at + self.ttl)
+        self._bytes += len(page.data)
+        while self._bytes > self.max_bytes:
+            self._drop(next(iter(self._pages)))
+
+    def invalidate(self, project: str | None) -> None:
+        """Forget the pages a publish into ``project`` changes (and the root index)."""
+        keys = ["simple/index.html", "simple/index.v1.json"]
+        if project is not None:
+            keys += [f"simple/{project}/index.html", f"simple/{project}/index.v1.json"]
+        for key in keys:
+            self._drop(key)
+            self._invalidated[key] = self._epoch
+        self._epoch += 1
+
+    def _drop(self, key: str) -> None:
+        entry = self._pages.pop(key, None)
+        if entry is not None:
+            self._bytes -= len(entry[0].data)

@@ -172,7 +172,7 @@ def run(settings: Settings, extra: Extra | None = None) -> int:
     top = MultiService()
     systemd = SystemdService(
         reactor, Notifier.from_environment(), healthy=worker.healthy,
-        status=lambda: status_line(worker.spool.status().counts), run=worker.run,
+        status=lambda: status_line(worker.spool.counts()), run=worker.run,
     )
     systemd.setServiceParent(top)
     worker.setServiceParent(top)

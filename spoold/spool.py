@@ -488,20 +488,24 @@ class Spool:
 
     # -- reporting -------------------------------------------------------------------------
 
+    def counts(self) -> dict[str, int]:
+        """Queue depths: one listing per folder, no file read (health, metrics, STATUS=)."""
+        return {name: len(self._entries(name)) for name in FOLDERS}
+
     def status(self) -> Status:
         """Queue depths and the reasons of failed items (the ``spoold status`` schema)."""
-        counts = {}
-        failures: list[Failure] = []
-        for name in FOLDERS:
-            entries = _listdir(self.root / name)
-            if name == "incoming":
-                entries = [e for e in entries if not is_hidden_or_partial(e)
-                           and not e.endswith(incoming.SIDECAR_SUFFIX)]
-            elif name == "failed":
-                entries = [e for e in entries if not e.endswith(REASON_SUFFIX)]
-                failures = [self._failure(e) for e in sorted(entries)]
-            counts[name] = len(entries)
-        return Status(counts, tuple(failures))
+        counts = self.counts()
+        failures = tuple(self._failure(e) for e in sorted(self._entries("failed")))
+        return Status(counts, failures)
+
+    def _entries(self, name: str) -> list[str]:
+        entries = _listdir(self.root / name)
+        if name == "incoming":
+            return [e for e in entries if not is_hidden_or_partial(e)
+                    and not e.endswith(incoming.SIDECAR_SUFFIX)]
+        if name == "failed":
+            return [e for e in entries if not e.endswith(REASON_SUFFIX)]
+        return entries
 
     def _failure(self, entry: str) -> Failure:
         item = ItemName.parse(entry)

@@ -30,7 +30,7 @@ log = Logger()
 
 def health_report(spool: Spool, ping: Callable[[], None]) -> dict[str, Any]:
     """Queue depths and storage reachability; blocking (run it in a thread)."""
-    counts = dict(spool.status().counts)
+    counts = spool.counts()
     error: str | None = None
     try:
         ping()
@@ -86,7 +86,7 @@ class MetricsResource(LeafResource):
         self.run = run
 
     def _collect(self) -> bytes:
-        self.metrics.set_queue_depths(self.spool.status().counts)
+        self.metrics.set_queue_depths(self.spool.counts())
         return self.metrics.render()
 
     def render_GET(self, request: Request) -> int:

@@ -93,6 +93,7 @@ class Worker(Service):
         self._idle: list[Deferred] = []
         self._loops: list[task.LoopingCall] = []
         self._housekeeping_running = False
+        self._incoming_soon = False
         self._polling = False
         #: Observers of every handled item (metrics, sd_notify status); called on the reactor.
         self.on_handled: list[Callable[[Handled], None]] = []
@@ -180,10 +181,17 @@ class Worker(Service):
     def hint(self, folder: str = "new") -> None:
         """Something may have arrived in ``folder`` (called on the reactor thread)."""
         if folder == "incoming":
-            self.reactor.callLater(0, self.housekeep)
+            # An scp in progress fires an event per write: look at most twice a second.
+            if not self._incoming_soon:
+                self._incoming_soon = True
+                self.reactor.callLater(0.5, self._incoming_due)
             return
         self._dirty = True
         self._dispatch()
+
+    def _incoming_due(self) -> None:
+        self._incoming_soon = False
+        self.housekeep()
 
     def _scan_tick(self) -> None:
         self.last_scan = self.reactor.seconds()

@@ -234,9 +234,11 @@ def test_incoming_hint_runs_housekeeping(spool, storage, reactor, dists):
     (spool.incoming / wheel.name).write_bytes(wheel.read_bytes())
     import hashlib
     (spool.incoming / (wheel.name + ".sha256")).write_text(hashlib.sha256(wheel.read_bytes()).hexdigest())
-    worker.hint("incoming")
-    reactor.advance(0)
+    for _ in range(100):  # an scp in progress: an event per write
+        worker.hint("incoming")
+    reactor.advance(0.5)
     assert len(os.listdir(spool.done)) == 1
+    assert len(reactor.getDelayedCalls()) == len(worker._loops), "hints were coalesced"
 
 
 def test_handled_observers_are_told(spool, storage, reactor, dists):

@@ -330,16 +330,16 @@ def main() -> None:
 
         rows: dict[str, dict[str, float]] = {}
         servers = {}
-        (work / "s-spoold").mkdir()
-        servers["spoold"] = start_spoold(work / "s-spoold", big_store, htpasswd)
-        if have_pypiserver:
-            (work / "s-pypi").mkdir()
-            servers["pypiserver"] = start_pypiserver(work / "s-pypi", big_flat, args.pypiserver)
-        (work / "s-nginx").mkdir()
-        nginx = start_nginx(work / "s-nginx", big_store)
-        if nginx:
-            servers["nginx"] = nginx
         try:
+            (work / "s-spoold").mkdir()
+            servers["spoold"] = start_spoold(work / "s-spoold", big_store, htpasswd)
+            if have_pypiserver:
+                (work / "s-pypi").mkdir()
+                servers["pypiserver"] = start_pypiserver(work / "s-pypi", big_flat, args.pypiserver)
+            (work / "s-nginx").mkdir()
+            nginx = start_nginx(work / "s-nginx", big_store)
+            if nginx:
+                servers["nginx"] = nginx
             for name, server in servers.items():
                 row = rows.setdefault(name, {})
                 for label, accept in (("html", "text/html"), ("json", JSON)):
@@ -372,12 +372,13 @@ def main() -> None:
         finally:
             for server in servers.values():
                 server.stop()
-        (work / "s-spoold-small").mkdir()
-        small = {"spoold": start_spoold(work / "s-spoold-small", small_store, htpasswd)}
-        if have_pypiserver:
-            (work / "s-pypi-small").mkdir()
-            small["pypiserver"] = start_pypiserver(work / "s-pypi-small", small_flat, args.pypiserver)
+        small = {}
         try:
+            (work / "s-spoold-small").mkdir()
+            small["spoold"] = start_spoold(work / "s-spoold-small", small_store, htpasswd)
+            if have_pypiserver:
+                (work / "s-pypi-small").mkdir()
+                small["pypiserver"] = start_pypiserver(work / "s-pypi-small", small_flat, args.pypiserver)
             up[("spoold", 1_000)] = uploads(small["spoold"], n_uploads, "small", auth)
             if have_pypiserver:
                 up[("pypiserver", 1_000)] = uploads(small["pypiserver"], n_uploads, "small", None)

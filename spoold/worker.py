@@ -24,7 +24,6 @@ from typing import Any, Protocol
 from twisted.application.service import Service
 from twisted.internet import defer, task
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.logger import Logger
 
 from spoold.names import ItemName

@@ -3,7 +3,6 @@ bad input. Each test polls for its end condition with a bound; none sleeps for t
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import sys

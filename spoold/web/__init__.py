@@ -113,6 +113,18 @@ def finish_text(request: Request, status: int, message: str, **kwargs: Any) -> N
     request.finish()
 
 
+def finish_body(request: Request, body: bytes, content_type: str, *, cache_control: str = "no-store") -> None:
+    """Answer 200 with ``body`` (asynchronously: unless the client is gone; no body for HEAD)."""
+    if is_gone(request):
+        return
+    request.setHeader(b"content-type", content_type.encode("ascii"))
+    request.setHeader(b"cache-control", cache_control.encode("ascii"))
+    request.setHeader(b"content-length", str(len(body)).encode("ascii"))
+    if request.method != b"HEAD":
+        request.write(body)
+    request.finish()
+
+
 def is_gone(request: Request) -> bool:
     """Whether the client went away (writing or finishing then is an error in Twisted)."""
     return bool(getattr(request, "_disconnected", False)) or bool(getattr(request, "finished", False))

@@ -21,7 +21,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from spoold import __version__
 from spoold.metrics import CONTENT_TYPE, Metrics
 from spoold.spool import Spool
-from spoold.web import LeafResource, Run, finish_text, is_gone
+from spoold.web import LeafResource, Run, finish_body, finish_text
 
 __all__ = ["HealthResource", "MetricsResource", "health_report"]
 
@@ -62,15 +62,7 @@ class HealthResource(LeafResource):
         if self.metrics is not None:
             self.metrics.set_queue_depths(report["queues"])
             self.metrics.storage_up.set(1 if report["storage"]["reachable"] else 0)
-        if is_gone(request):
-            return
-        body = (json.dumps(report, sort_keys=True) + "\n").encode()
-        request.setHeader(b"content-type", b"application/json")
-        request.setHeader(b"cache-control", b"no-store")
-        request.setHeader(b"content-length", str(len(body)).encode())
-        if request.method != b"HEAD":
-            request.write(body)
-        request.finish()
+        finish_body(request, (json.dumps(report, sort_keys=True) + "\n").encode(), "application/json")
 
     def _failed(self, failure: Failure, request: Request) -> None:
         log.failure("health check failed", failure)
@@ -95,14 +87,7 @@ class MetricsResource(LeafResource):
         return NOT_DONE_YET
 
     def _send(self, body: bytes, request: Request) -> None:
-        if is_gone(request):
-            return
-        request.setHeader(b"content-type", CONTENT_TYPE.encode())
-        request.setHeader(b"cache-control", b"no-store")
-        request.setHeader(b"content-length", str(len(body)).encode())
-        if request.method != b"HEAD":
-            request.write(body)
-        request.finish()
+        finish_body(request, body, CONTENT_TYPE)
 
     def _failed(self, failure: Failure, request: Request) -> None:
         log.failure("collecting metrics failed", failure)

@@ -22,7 +22,9 @@ Pure functions over header strings, so every rule below is a unit test away:
 
 from __future__ import annotations
 
+
 import enum
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -168,8 +170,12 @@ def _not_acceptable(asked: str) -> NotAcceptable:
     )
 
 
+@functools.lru_cache(maxsize=512)
 def choose(accept: str | None, format_param: str | None = None) -> Choice | NotAcceptable:
     """Pick the representation for a request's ``Accept`` header and ``?format=`` value.
+
+    Memoized: clients send the same few headers again and again, and this runs on every
+    index request.
 
     ``format_param`` is the decoded query value; a ``+`` that a form decoder turned into
     a space (``?format=application/vnd.pypi.simple.v1+json`` typed into a browser) is read

@@ -22,7 +22,6 @@ Pure functions over header strings, so every rule below is a unit test away:
 
 from __future__ import annotations
 
-
 import enum
 import functools
 import re

@@ -65,8 +65,11 @@ def s3env():
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    # Both variables: AWS_ENDPOINT_URL_S3 wins over AWS_ENDPOINT_URL, and other test
+    # modules point it at their own moto server.
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint,
+           "AWS_ENDPOINT_URL_S3": endpoint}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     yield {"endpoint": endpoint, "env": env, "server": server, "port": port}

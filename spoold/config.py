@@ -50,9 +50,10 @@ class Settings:
     retry_max: float = 3600.0
     #: One log line per HTTP request (turn off behind a proxy that logs).
     access_log: bool = True
-    #: Seconds an index page read from storage is served from memory. Publishes by this
-    #: process show at once; by other processes within this time. 0 turns it off.
-    page_cache: float = 1.0
+    #: Seconds an index page read from storage may be served from memory. Publishes through
+    #: this spool show at once; changes no spool event announces (other hosts writing the
+    #: same bucket, yank/remove/reindex) within this time. 0 turns the cache off.
+    page_cache: float = 10.0
     #: Seconds a stopping worker waits for in-flight items before it exits anyway.
     drain_timeout: float = 30.0
 

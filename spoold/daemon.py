@@ -132,14 +132,10 @@ def serve_extra(settings: Settings) -> Extra:
         site.noisy = False
         metrics = site.metrics
 
-        def handled(h: Any) -> None:
-            if h.outcome is None:
-                return
-            metrics.record_outcome(h.outcome, h.seconds)
-            if site.page_cache is not None and h.outcome.ok:
-                site.page_cache.invalidate(h.outcome.project)
-
-        worker.on_handled.append(handled)
+        worker.on_handled.append(
+            lambda h: metrics.record_outcome(h.outcome, h.seconds) if h.outcome is not None else None)
+        if site.page_cache is not None:
+            worker.on_published.append(site.page_cache.invalidate_file)
         log.info("spool {spool}; storage {storage}; uploads {auth}",
                  spool=settings.spool, storage=settings.storage,
                  auth=f"checked against {settings.htpasswd}" if auth else

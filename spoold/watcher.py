@@ -8,6 +8,7 @@ reactor with ``callFromThread``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,18 @@ from watchdog.observers import Observer
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, folder: str, call_from_thread: Callable[..., Any], hint: Callable[[str], None]) -> None:
+    def __init__(self, folder: str, call_from_thread: Callable[..., Any],
+                 hint: Callable[[str, str], None]) -> None:
         self._folder = folder
         self._call = call_from_thread
         self._hint = hint
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("created", "moved", "closed", "modified"):
-            self._call(self._hint, self._folder)
+            # For a move, the entry that appeared is the destination.
+            path = getattr(event, "dest_path", "") or event.src_path
+            name = os.path.basename(os.fsdecode(path))
+            self._call(self._hint, self._folder, name)
 
 
 def _no_move_pairing_delay() -> None:
@@ -42,10 +47,10 @@ def _no_move_pairing_delay() -> None:
 
 
 class FolderWatcher:
-    """Watch some spool folders; ``hint(folder_name)`` runs on the reactor thread."""
+    """Watch some spool folders; ``hint(folder, entry)`` runs on the reactor thread."""
 
     def __init__(self, folders: dict[str, Path], call_from_thread: Callable[..., Any],
-                 hint: Callable[[str], None]) -> None:
+                 hint: Callable[[str, str], None]) -> None:
         self._folders = folders
         self._call = call_from_thread
         self._hint = hint

@@ -96,6 +96,9 @@ class Worker(Service):
         self._polling = False
         #: Observers of every handled item (metrics, sd_notify status); called on the reactor.
         self.on_handled: list[Callable[[Handled], None]] = []
+        #: Observers of every file published through this spool, by this process or another
+        #: one (its filename; called on the reactor): page caches drop the project's pages.
+        self.on_published: list[Callable[[str], None]] = []
         self.handled_count = 0
         self.last_scan: float | None = None
         #: Fires once the first listing of new/ is done (the backlog is known): readiness.
@@ -164,7 +167,7 @@ class Worker(Service):
 
     def _start_watcher(self) -> None:
         assert self.watcher_factory is not None
-        folders = {"new": self.spool.new, "incoming": self.spool.incoming}
+        folders = {"new": self.spool.new, "incoming": self.spool.incoming, "done": self.spool.done}
         try:
             self.watcher = self.watcher_factory(folders, self.call_from_thread, self.hint)
             self.watcher.start()
@@ -177,8 +180,13 @@ class Worker(Service):
         """True while the watcher (if any) is alive; used for the systemd watchdog."""
         return self.watcher_factory is None or (self.watcher is not None and self.watcher.alive())
 
-    def hint(self, folder: str = "new") -> None:
+    def hint(self, folder: str = "new", entry: str | None = None) -> None:
         """Something may have arrived in ``folder`` (called on the reactor thread)."""
+        if folder == "done":
+            # Some process sharing this spool published ``entry``: tell who caches pages.
+            if entry is not None:
+                self._published(ItemName.parse(entry).filename)
+            return
         if folder == "incoming":
             # An scp in progress fires an event per write: look at most twice a second.
             if not self._incoming_soon:
@@ -257,6 +265,8 @@ class Worker(Service):
         self.handled_count += 1
         _log_handled(handled)
         if handled.outcome is not None:
+            if handled.outcome.ok:
+                self._published(handled.outcome.filename)
             self._resolve(handled.claim.name.uid, handled.outcome)
         for observer in self.on_handled:
             observer(handled)
@@ -326,6 +336,10 @@ class Worker(Service):
         self._poll_waiters()
         return d
 
+    def _published(self, filename: str) -> None:
+        for observer in self.on_published:
+            observer(filename)
+
     def _resolve(self, uid: str | None, outcome: Outcome) -> None:
         entry = self._waiters.pop(uid, None) if uid is not None else None
         if entry is not None:
@@ -345,6 +359,8 @@ class Worker(Service):
         def found(results: list[tuple[ItemName, Any]]) -> None:
             self._polling = False
             for name, (where, reason) in results:
+                if where == "done":
+                    self._published(name.filename)  # before the uploader hears of it
                 self._resolve(name.uid, outcome_from_record(name, where, reason))
 
         def failed(failure: Any) -> None:

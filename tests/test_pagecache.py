@@ -80,7 +80,18 @@ def test_site_serves_hot_pages_without_a_storage_read(tmp_path, spool):
     storage.pages["simple/demo/index.html"] = b"<html>v2</html>"
     site.page_cache.invalidate("demo")  # what the worker does after publishing into demo
     assert request(site, "GET", "/simple/demo/").body == b"<html>v2</html>"
-    storage.pages["simple/demo/index.html"] = b"<html>v3</html>"  # another process publishes
-    reactor.advance(1.0)
+    storage.pages["simple/demo/index.html"] = b"<html>v3</html>"  # yank, or another host
+    assert request(site, "GET", "/simple/demo/").body == b"<html>v2</html>"
+    reactor.advance(site.page_cache.ttl)
     assert request(site, "GET", "/simple/demo/").body == b"<html>v3</html>"
     assert len(reads) == 3
+
+
+def test_invalidate_file_finds_the_project_of_a_filename():
+    cache = PageCache(10, FakeClock())
+    cache.put("simple/demo-pkg/index.html", page("x"), cache.ticket())
+    cache.put("simple/other/index.html", page("y"), cache.ticket())
+    cache.invalidate_file("demo_pkg-1.0-py3-none-any.whl")
+    assert cache.get("simple/demo-pkg/index.html") is None
+    assert cache.get("simple/other/index.html") is not None
+    cache.invalidate_file("not a distribution")  # still drops the root index, never raises

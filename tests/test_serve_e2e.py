@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import urllib.request
+import time
 import zipfile
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -188,3 +189,36 @@ def post_file(url: str, path: Path, auth: tuple[str, str], *, name: str = "big",
         "Authorization": f"Basic {token}"})
     response = conn.getresponse()
     return response.status, response.read()
+
+
+def test_pages_cached_by_serve_follow_publishes_of_other_workers(tmp_path, htpasswd):
+    """serve (claiming nothing) caches pages for a minute; a separate worker process on the
+    same spool publishes; serve's pages show it at once (its watcher sees done/)."""
+    from workerprocs import Workers, write_config
+
+    storage = str(tmp_path / "storage")
+    with Server(tmp_path, storage, htpasswd=htpasswd, extra={"threads": 0, "page_cache": 60.0}) as server, \
+         Workers(tmp_path, write_config(tmp_path / "w.toml", server.spool, storage)) as workers:
+        workers.start(1)
+        dists = tmp_path / "dists"
+        dists.mkdir()
+        first = write_wheel(dists, "demo", "1.0")
+        assert post_file(server.upload, first, ("alice", "correct horse"), name="demo", version="1.0")[0] == 200
+        page = urllib.request.urlopen(server.index + "demo/").read()  # now cached for 60 s
+        assert first.name.encode() in page
+        # Uploaded here, published by the other process: visible the moment twine hears 200.
+        second = write_wheel(dists, "demo", "2.0")
+        assert post_file(server.upload, second, ("alice", "correct horse"), name="demo", version="2.0")[0] == 200
+        assert second.name.encode() in urllib.request.urlopen(server.index + "demo/").read()
+        # Dropped straight into the spool: nobody here waited for it; the watcher tells.
+        third = write_wheel(dists, "demo", "3.0")
+        subprocess.run([sys.executable, "-m", "spoold", "drop", "--spool", str(server.spool), str(third)],
+                       check=True)
+        deadline = time.monotonic() + 20
+        while third.name.encode() not in urllib.request.urlopen(server.index + "demo/").read():
+            assert time.monotonic() < deadline, "serve kept a stale page"
+            time.sleep(0.05)
+        assert workers.stop() == [0]
+        assert server.stop() == 0
+    log = server.log.read_text()
+    assert "] published " not in log, "serve was not supposed to claim anything"

@@ -219,7 +219,7 @@ def test_dead_watcher_is_restarted_and_reported(spool, storage, reactor):
 
     worker = make_worker(spool, storage, reactor, watcher_factory=FakeWatcher)
     worker.startService()
-    assert len(started) == 1 and set(started[0].folders) == {"new", "incoming"}
+    assert len(started) == 1 and set(started[0].folders) == {"new", "incoming", "done"}
     assert worker.healthy()
     started[0].running = False  # the observer thread died
     assert not worker.healthy()
@@ -248,3 +248,30 @@ def test_handled_observers_are_told(spool, storage, reactor, dists):
     deliver(spool, dists)
     worker.startService()
     assert [h.outcome.result for h in seen] == [Result.PUBLISHED]
+
+
+def test_publishes_are_announced_whoever_made_them(spool, storage, reactor, dists):
+    published: list[str] = []
+    worker = make_worker(spool, storage, reactor)
+    worker.on_published.append(published.append)
+    worker.startService()
+    deliver(spool, dists, version="1.0")
+    worker.hint("new")
+    assert published == ["demo-1.0-py3-none-any.whl"]  # by this process
+    worker.hint("done", "1795373333.368590.2933_0.4a6d66.vm,other-2.0.tar.gz")  # the watcher saw it
+    assert published[-1] == "other-2.0.tar.gz"
+    spool.deliver_bytes(b"junk", "bad-1.0-py3-none-any.whl")
+    worker.hint("new")
+    assert len(published) == 2, "rejections change no page"
+
+
+def test_outcome_from_another_process_is_announced_before_the_waiter_hears(spool, storage, reactor, dists):
+    order: list[str] = []
+    worker = make_worker(spool, storage, reactor, jobs=0)
+    worker.on_published.append(lambda f: order.append("published " + f))
+    worker.startService()
+    item = deliver(spool, dists)
+    worker.wait_for(item).addCallback(lambda o: order.append("answered"))
+    make_worker(Spool(spool.root), storage, MemoryReactorClock()).startService()
+    reactor.advance(worker.poll_interval)
+    assert order == ["published demo-1.0-py3-none-any.whl", "answered"]

@@ -1,11 +1,12 @@
-"""A short-lived in-memory cache of index pages, so hot reads skip the thread pool.
+"""An in-memory cache of index pages, so hot reads skip the thread pool.
 
 Serving a page from storage costs a trip to a pool thread (the read is blocking I/O); for
 the few hundred bytes of a project page that trip is most of the cost of a request. Pages
-are kept for ``ttl`` seconds after they were read and dropped at once when this process
-publishes into their project, so a client never sees this process's own upload missing.
-A publish by *another* process becomes visible here within ``ttl`` (1 s by default; 0
-turns the cache off).
+are kept for ``ttl`` seconds after they were read, and dropped at once when a file is
+published into their project by any process sharing this spool (the worker reports its
+own publishes, the publishes it waited for, and every new entry of ``done/`` its watcher
+sees). What no spool event announces (a publish by another host into the same bucket,
+``spoold yank``/``remove``/``reindex``, an inotify queue overflow) shows within ``ttl``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 
+from spoold.errors import InvalidFilename
+from spoold.filenames import parse_filename
 from spoold.storage import Page
 
 
@@ -68,6 +71,14 @@ class PageCache:
             self._drop(key)
             self._invalidated[key] = self._epoch
         self._epoch += 1
+
+    def invalidate_file(self, filename: str) -> None:
+        """:meth:`invalidate` the project a published distribution filename belongs to."""
+        try:
+            project = parse_filename(filename).project
+        except InvalidFilename:
+            project = None
+        self.invalidate(project)
 
     def _drop(self, key: str) -> None:
         entry = self._pages.pop(key, None)

@@ -78,7 +78,7 @@ class WebPolicy:
     #: One log line per request; off where a proxy in front already logs them.
     access_log: bool = True
     #: Seconds a read index page is served from memory (see spoold.web.pagecache); 0: off.
-    page_cache: float = 1.0
+    page_cache: float = 10.0
     simple: SimplePolicy = field(default_factory=SimplePolicy)
     files: FilesPolicy = field(default_factory=FilesPolicy)
     upload: UploadPolicy = field(default_factory=UploadPolicy)

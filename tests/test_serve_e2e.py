@@ -7,10 +7,11 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import subprocess
 import sys
-import urllib.request
 import time
+import urllib.request
 import zipfile
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -222,3 +223,83 @@ def test_pages_cached_by_serve_follow_publishes_of_other_workers(tmp_path, htpas
         assert server.stop() == 0
     log = server.log.read_text()
     assert "] published " not in log, "serve was not supposed to claim anything"
+
+
+def raw_request(url: str, data: bytes, timeout: float = 60) -> bytes:
+    """Send raw bytes and return the response (headers and a Content-Length body)."""
+    import socket
+
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        try:
+            sock.sendall(data)
+        except OSError:
+            pass  # the server may hang up on us; what it said first is what counts
+        got = b""
+        try:
+            while chunk := sock.recv(65536):
+                got += chunk
+                head, sep, body = got.partition(b"\r\n\r\n")
+                length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+                if sep and length and len(body) >= int(length[1]):
+                    break  # complete (a server draining a refused body keeps the line open)
+        except OSError:
+            pass
+    return got
+
+
+def form(boundary: str, fields: dict[str, str], file: tuple[str, bytes] | None) -> bytes:
+    out = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+                   for k, v in fields.items())
+    if file is not None:
+        out += (f'--{boundary}\r\nContent-Disposition: form-data; name="content"; filename="{file[0]}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n").encode() + file[1] + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode()
+
+
+def post_raw(server: Server, body: bytes, content_type: str, *, auth: bool = True, extra: str = "") -> bytes:
+    import base64
+
+    headers = f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n{extra}"
+    if auth:
+        headers += "Authorization: Basic " + base64.b64encode(b"alice:correct horse").decode() + "\r\n"
+    return raw_request(server.url, f"POST /legacy/ HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n".encode() + body)
+
+
+@pytest.mark.parametrize("storage_url", ["local"], indirect=True)
+def test_hostile_requests_get_4xx_and_the_server_keeps_serving(server, tmp_path):
+    wheel = write_wheel(tmp_path, "demo", "1.0")
+    data = wheel.read_bytes()
+    good = {":action": "file_upload", "protocol_version": "1", "name": "demo", "version": "1.0",
+            "filetype": "bdist_wheel", "sha256_digest": hashlib.sha256(data).hexdigest()}
+    b = "XyZ"
+    ct = f"multipart/form-data; boundary={b}"
+    cases = {
+        "missing content": (form(b, good, None), ct, b"400"),
+        "missing fields": (form(b, {":action": "file_upload"}, (wheel.name, data)), ct, b"400"),
+        "malformed multipart": (b"--XyZ\r\nthis is not a part header\r\n\r\n", ct, b"400"),
+        "no boundary": (form(b, good, (wheel.name, data)), "multipart/form-data", b"400"),
+        "wrong digest": (form(b, {**good, "sha256_digest": "0" * 64}, (wheel.name, data)), ct, b"400"),
+        "path in filename": (form(b, good, ("../../etc/" + wheel.name, data)), ct, b"400"),
+        "markup in name": (form(b, {**good, "name": "<script>"}, ("<script>-1.0-py3-none-any.whl", data)), ct, b"400"),
+        "unicode name": (form(b, {**good, "name": "dém"}, ("dém-1.0-py3-none-any.whl", data)), ct, b"400"),
+    }
+    for what, (body, content_type, status) in cases.items():
+        answer = post_raw(server, body, content_type)
+        assert answer.split(b"\r\n", 1)[0].split(b" ")[1] == status, (what, answer[:300])
+        head = answer.split(b"\r\n\r\n", 1)[0].lower()
+        # Messages may quote what was sent; as plain text that no browser sniffs, markup is inert.
+        assert b"content-type: text/plain" in head and b"x-content-type-options: nosniff" in head, what
+    assert b" 401 " in post_raw(server, form(b, good, (wheel.name, data)), ct, auth=False).split(b"\r\n")[0] + b" "
+    too_big = raw_request(server.url, b"POST /legacy/ HTTP/1.1\r\nHost: x\r\nContent-Type: " + ct.encode()
+                          + b"\r\nContent-Length: 99999999999\r\nConnection: close\r\n\r\n")
+    assert too_big.startswith(b"HTTP/1.1 413"), too_big[:200]
+    for method in ("PUT", "DELETE", "PATCH"):
+        answer = raw_request(server.url, f"{method} /simple/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        assert answer.startswith(b"HTTP/1.1 405"), (method, answer[:200])
+    # Still serving, and none of it reached the index.
+    assert urllib.request.urlopen(server.index).status == 200
+    assert twine(server, wheel).returncode == 0
+    files = json.load(urllib.request.urlopen(urllib.request.Request(
+        server.index + "demo/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})))["files"]
+    assert [f["filename"] for f in files] == [wheel.name]

@@ -92,3 +92,33 @@ def test_status_survives_hostile_names_on_disk(spool):
     assert result.returncode == 0
     data = json.loads(result.stdout)
     assert data["failed"] == 2 and {f["error"].split(" (was")[0] for f in data["failures"]}
+
+
+def make_unwritable(folder: Path) -> None:
+    """chmod is no obstacle to root; the immutable attribute is."""
+    if os.getuid() != 0:
+        os.chmod(folder, 0o555)
+        return
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("running as root and chattr +i is unavailable here: cannot make a folder unwritable")
+
+
+def make_writable(folder: Path) -> None:
+    if os.getuid() == 0:
+        subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+    else:
+        os.chmod(folder, 0o755)
+
+
+def test_unwritable_spool_is_one_line_not_a_traceback(spool, tmp_path):
+    wheel = write_wheel(tmp_path, "demo", "1.0")
+    make_unwritable(spool.new)
+    try:
+        result = spoold("drop", "--spool", str(spool.root), str(wheel))
+    finally:
+        make_writable(spool.new)
+    err = result.stderr.decode()
+    assert result.returncode == 1
+    assert "not writable" in err and err.count("\n") == 1 and "Traceback" not in err
+    # Reading it is still fine.
+    assert spoold("status", "--spool", str(spool.root)).returncode == 0

@@ -13,6 +13,7 @@ changes, which callers use to skip a write).
 
 from __future__ import annotations
 
+import bisect
 import functools
 import json
 from dataclasses import dataclass, field, replace
@@ -232,13 +233,16 @@ class RootIndex:
     projects: tuple[RootEntry, ...] = field(default=())
 
     def has(self, project: str) -> bool:
-        return any(p.project == project for p in self.projects)
+        i = bisect.bisect_left(self.projects, project, key=_project_of)
+        return i < len(self.projects) and self.projects[i].project == project
 
     def with_project(self, project: str, name: str) -> RootIndex:
-        if self.has(project):
+        """Add one project, keeping the order (a binary search, not a sort: the root index
+        of a large store is long)."""
+        i = bisect.bisect_left(self.projects, project, key=_project_of)
+        if i < len(self.projects) and self.projects[i].project == project:
             return self
-        entries = sorted((*self.projects, RootEntry(project, name)), key=lambda p: p.project)
-        return replace(self, projects=tuple(entries))
+        return replace(self, projects=(*self.projects[:i], RootEntry(project, name), *self.projects[i:]))
 
     def with_projects(self, entries: dict[str, str]) -> RootIndex:
         """Exactly these projects (normalized name -> display name); for a full reindex."""
@@ -258,10 +262,20 @@ class RootIndex:
         try:
             doc = json.loads(data)
             entries = tuple(
-                RootEntry(canonicalize_name(p["name"]), str(p["name"])) for p in doc["projects"]
+                RootEntry(_canonical(p["name"]), str(p["name"])) for p in doc["projects"]
             )
             return cls(int(doc.get("_spoold", {}).get("generation", 0)), entries)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CorruptManifest(
                 f"the root index cannot be read ({exc!r}); rebuild it with `spoold reindex`"
             ) from exc
+
+
+def _project_of(entry: RootEntry) -> str:
+    return entry.project
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _canonical(name: str) -> str:
+    """canonicalize_name, memoized: reading the root index normalizes every name in it."""
+    return canonicalize_name(name)

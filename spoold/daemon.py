@@ -125,9 +125,12 @@ def serve_extra(settings: Settings) -> Extra:
         from spoold.web.site import build_site
 
         auth = Htpasswd(settings.htpasswd) if settings.htpasswd else None
+        auth_pool = ThreadPool(minthreads=0, maxthreads=2, name="spoold-auth")
+        auth_pool.start()
+        reactor.addSystemEventTrigger("after", "shutdown", auth_pool.stop)
         site = build_site(
             storage_reader=worker.storage, spool=worker.spool, waiter=worker, auth=auth,
-            settings=settings, reactor=reactor, threadpool=pool,
+            settings=settings, reactor=reactor, threadpool=pool, auth_threadpool=auth_pool,
         )
         site.noisy = False
         metrics = site.metrics

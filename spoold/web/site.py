@@ -382,11 +382,13 @@ def build_site(
     metrics: Metrics | None = None,
     policy: WebPolicy | None = None,
     run: Run | None = None,
+    auth_threadpool: ThreadPool | None = None,
 ) -> SpooldSite:
     """The whole HTTP API as one :class:`~twisted.web.server.Site`.
 
     ``threadpool`` runs every blocking call (storage, stats, bcrypt, form parsing); pass
-    ``run`` instead to choose how (tests: synchronously). ``auth`` None refuses uploads
+    ``run`` instead to choose how (tests: synchronously). ``auth_threadpool``, if given,
+    runs the password checks instead, so slow bcrypt never queues ahead of other work. ``auth`` None refuses uploads
     with 403. ``metrics`` is shared with the worker if given (``site.metrics`` otherwise).
     """
     web = policy or WebPolicy(access_log=settings.access_log, page_cache=settings.page_cache)
@@ -399,9 +401,16 @@ def build_site(
         def run(f: Any, *args: Any, **kwargs: Any) -> Any:
             return deferToThreadPool(reactor, pool, f, *args, **kwargs)
 
+    auth_run: Run | None = None
+    if auth_threadpool is not None:
+        auth_pool = auth_threadpool
+
+        def auth_run(f: Any, *args: Any, **kwargs: Any) -> Any:
+            return deferToThreadPool(reactor, auth_pool, f, *args, **kwargs)
+
     upload = UploadResource(
         spool=spool, waiter=waiter, auth=auth, run=run, reactor=reactor, metrics=metrics,
-        policy=web.upload,
+        policy=web.upload, auth_run=auth_run,
     )
     root = _Root()
     root.putChild(b"", _Front(upload))

@@ -290,12 +290,16 @@ class UploadResource(LeafResource):
         reactor: Clock,
         metrics: Metrics | None = None,
         policy: UploadPolicy | None = None,
+        auth_run: Run | None = None,
     ) -> None:
         super().__init__()
         self.spool = spool
         self.waiter = waiter
         self.auth = auth
         self.run = run
+        #: Where password checks run: bcrypt is deliberately slow, so give it threads of
+        #: its own and a flood of bad passwords cannot starve the workers' pool.
+        self.auth_run = auth_run or run
         self.reactor = reactor
         self.metrics = metrics or Metrics()
         self.policy = policy or UploadPolicy()
@@ -334,7 +338,7 @@ class UploadResource(LeafResource):
         assert self.auth is not None
         credentials = parse_basic(request.getHeader(b"authorization"))
         assert credentials is not None
-        d: Deferred[Any] = self.run(self.auth.verify, credentials.user, credentials.password)
+        d: Deferred[Any] = self.auth_run(self.auth.verify, credentials.user, credentials.password)
         d.addCallback(self._authenticated, request, credentials, body)
         d.addErrback(self._failed, request)
         d.addBoth(_closing(body))

@@ -35,7 +35,7 @@ class Workers:
 
     def start(self, n: int = 1) -> None:
         for _ in range(n):
-            log = self.tmp / f"worker-{len(self.logs)}.log"
+            log = self.tmp / f"{self.config.stem}-worker-{len(self.logs)}.log"
             self.logs.append(log)
             with open(log, "wb") as out:
                 self.procs.append(subprocess.Popen(

@@ -50,7 +50,7 @@ def process(spool: Spool, storage: Storage, claim: Claim,
         dist = inspect_file(claim.payload, claim.filename, declared=declared)
         result = publish(storage, dist, claim.payload)
     except Rejected as e:
-        spool.fail(claim, e.code, e.message)
+        spool.fail(claim, e.code, e.message, http_status=e.http_status)
         outcome = Outcome(item, claim.filename, Result.REJECTED, code=e.code, message=e.message,
                           http_status=e.http_status)
         return Handled(claim, outcome, clock() - started)
@@ -61,7 +61,7 @@ def process(spool: Spool, storage: Storage, claim: Claim,
                        retry_at=retry_at)
     except Exception as e:  # a bug in spoold: set the item aside, say so, keep serving
         message = f"internal error while processing ({type(e).__name__}); the operator can see the log"
-        spool.fail(claim, "internal-error", message)
+        spool.fail(claim, "internal-error", message, http_status=500)
         outcome = Outcome(item, claim.filename, Result.REJECTED, code="internal-error",
                           message=message, http_status=500)
         return Handled(claim, outcome, clock() - started, traceback=traceback.format_exc())
@@ -81,6 +81,8 @@ def outcome_from_record(name: ItemName, where: str, reason: dict[str, Any] | Non
         return Outcome(item, name.filename, Result.PUBLISHED)
     reason = reason or {}
     code = str(reason.get("code", "rejected"))
-    status = 409 if code == "file-exists" else 500 if code == "internal-error" else 400
+    status = reason.get("http_status")
+    if not isinstance(status, int) or not 400 <= status <= 599:
+        status = 400  # a reason written by hand, or by an older spoold
     return Outcome(item, name.filename, Result.REJECTED, code=code,
                    message=str(reason.get("error", "rejected")), http_status=status)

@@ -327,8 +327,11 @@ class Spool:
             os.utime(target, (self.clock(), self.clock()), follow_symlinks=False)
         return True
 
-    def fail(self, claim: Claim, code: str, message: str) -> bool:
-        """Rejected: move to ``failed/`` with a machine-readable reason beside it."""
+    def fail(self, claim: Claim, code: str, message: str, *, http_status: int = 400) -> bool:
+        """Rejected: move to ``failed/`` with a machine-readable reason beside it.
+
+        ``http_status`` is how an upload of the item is answered, recorded so that an
+        upload waiting in another process answers the same."""
         released = claim.name.released()
         reason = {
             "item": str(released),
@@ -337,6 +340,7 @@ class Spool:
             "error": message,
             "time": self.clock(),
             "attempts": released.attempts,
+            "http_status": http_status,
             "meta": dict(claim.meta),
         }
         self._write_reason(released, reason)

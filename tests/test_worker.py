@@ -129,16 +129,23 @@ def test_wait_for_sees_outcomes_of_other_processes(spool, storage, reactor, dist
     worker = make_worker(spool, storage, reactor, jobs=0)
     worker.startService()
     item = deliver(spool, dists)
-    duplicate = spool.deliver_bytes(b"other bytes", "demo-1.0-py3-none-any.whl")
-    got = []
-    worker.wait_for(item).addCallback(got.append)
-    worker.wait_for(duplicate).addCallback(got.append)
+    elsewhere = dists / "elsewhere"
+    elsewhere.mkdir()
+    rival = spool.deliver_file(write_wheel(elsewhere, "demo", "1.0", files={"demo/__init__.py": b"x = 2\n"}))
+    broken = spool.deliver_bytes(b"not a zip", "broken-1.0-py3-none-any.whl")
+    got = {}
+    for name in (item, rival, broken):
+        worker.wait_for(name).addCallback(lambda o, name=name: got.__setitem__(name, o))
     other = make_worker(Spool(spool.root), storage, MemoryReactorClock())
     other.startService()
-    assert got == []
+    assert got == {}
     reactor.advance(worker.poll_interval)
-    assert [o.result for o in got] == [Result.PUBLISHED, Result.REJECTED]
-    assert got[1].http_status in (400, 409)
+    # Same filename, other bytes: whichever the other process took second is a 409 there
+    # and must be a 409 here too; a broken archive is a 400.
+    assert sorted((got[item].http_status, got[rival].http_status)) == [200, 409]
+    assert {got[item].result, got[rival].result} == {Result.PUBLISHED, Result.REJECTED}
+    assert "File already exists" in (got[item].message + got[rival].message)
+    assert (got[broken].result, got[broken].http_status) == (Result.REJECTED, 400)
     worker.stopService()
 
 

@@ -232,15 +232,18 @@ class RootIndex:
     generation: int = 0
     projects: tuple[RootEntry, ...] = field(default=())
 
-    def has(self, project: str) -> bool:
+    def _place(self, project: str) -> tuple[int, bool]:
+        """Where ``project`` is or would go (a binary search: a large root index is long)."""
         i = bisect.bisect_left(self.projects, project, key=_project_of)
-        return i < len(self.projects) and self.projects[i].project == project
+        return i, i < len(self.projects) and self.projects[i].project == project
+
+    def has(self, project: str) -> bool:
+        return self._place(project)[1]
 
     def with_project(self, project: str, name: str) -> RootIndex:
-        """Add one project, keeping the order (a binary search, not a sort: the root index
-        of a large store is long)."""
-        i = bisect.bisect_left(self.projects, project, key=_project_of)
-        if i < len(self.projects) and self.projects[i].project == project:
+        """Add one project, keeping the order."""
+        i, present = self._place(project)
+        if present:
             return self
         return replace(self, projects=(*self.projects[:i], RootEntry(project, name), *self.projects[i:]))
 

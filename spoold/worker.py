@@ -99,8 +99,6 @@ class Worker(Service):
         #: Observers of every file published through this spool, by this process or another
         #: one (its filename; called on the reactor): page caches drop the project's pages.
         self.on_published: list[Callable[[str], None]] = []
-        self.handled_count = 0
-        self.last_scan: float | None = None
         #: Fires once the first listing of new/ is done (the backlog is known): readiness.
         self.first_scan: Deferred = Deferred()
 
@@ -201,7 +199,6 @@ class Worker(Service):
         self.housekeep()
 
     def _scan_tick(self) -> None:
-        self.last_scan = self.reactor.seconds()
         if self.watcher_factory is not None and not self.stopping and not (
             self.watcher is not None and self.watcher.alive()
         ):
@@ -262,7 +259,6 @@ class Worker(Service):
     def _job_done(self, handled: Handled | None) -> None:
         if handled is None:
             return
-        self.handled_count += 1
         _log_handled(handled)
         if handled.outcome is not None:
             if handled.outcome.ok:

@@ -91,7 +91,9 @@ def test_status_survives_hostile_names_on_disk(spool):
     result = spoold("status", "--spool", str(spool.root), "--json")
     assert result.returncode == 0
     data = json.loads(result.stdout)
-    assert data["failed"] == 2 and {f["error"].split(" (was")[0] for f in data["failures"]}
+    assert data["failed"] == 2
+    assert {f["code"] for f in data["failures"]} == {"invalid-filename"}
+    assert all("(was " in f["error"] for f in data["failures"]), "the original name is quoted"
 
 
 def make_unwritable(folder: Path) -> None:

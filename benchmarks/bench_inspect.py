@@ -28,9 +28,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from distbuild import wheel_members, write_zip  # noqa: E402
-from spoold import inspection  # noqa: E402
-from spoold.inspection import inspect_file  # noqa: E402
+from testlib.distbuild import wheel_members, write_zip  # noqa: E402
+from spoold.inspection import inspect as inspection  # noqa: E402
+from spoold.inspection.inspect import inspect_file  # noqa: E402
 
 CHUNK = 1 << 20
 

@@ -34,12 +34,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from spoold.index import render_project_html, render_root_html  # noqa: E402
-from spoold.manifest import FileEntry, Manifest, RootIndex  # noqa: E402
-from spoold.publish import ROOT_HTML, ROOT_JSON, publish  # noqa: E402
+from spoold.index.pages import render_project_html, render_root_html  # noqa: E402
+from spoold.index.manifest import FileEntry, Manifest, RootIndex  # noqa: E402
+from spoold.index.publish import ROOT_HTML, ROOT_JSON, publish  # noqa: E402
 from spoold.storage import Storage  # noqa: E402
 from spoold.storage.local import LocalStorage  # noqa: E402
-from spoold.storage.testing import make_distribution  # noqa: E402
+from spoold.testing.dists import make_distribution  # noqa: E402
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.s3:
             sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-            from s3server import new_bucket  # type: ignore[import-not-found]
+            from testlib.s3server import new_bucket  # type: ignore[import-not-found]
 
             from spoold.storage.s3 import S3Storage
 

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from spoold.spool import Spool
+from spoold.spool.queue import Spool
 
 mp = multiprocessing.get_context("fork")
 PAYLOAD = b"x" * 2048

@@ -32,11 +32,11 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
 from bench_publish import build_store, project_name  # noqa: E402
-from distbuild import write_wheel  # noqa: E402
+from testlib.distbuild import write_wheel  # noqa: E402
 
-from spoold.inspection import inspect_file  # noqa: E402
-from spoold.publish import publish  # noqa: E402
-from spoold.spool import Spool  # noqa: E402
+from spoold.inspection.inspect import inspect_file  # noqa: E402
+from spoold.index.publish import publish  # noqa: E402
+from spoold.spool.queue import Spool  # noqa: E402
 from spoold.storage import open_storage  # noqa: E402
 
 FILES_PER_PROJECT = 20

@@ -1,5 +1,5 @@
 import sys
 
-from spoold.cli import main
+from spoold.cli.main import main
 
 sys.exit(main())

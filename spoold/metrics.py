@@ -21,7 +21,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from spoold.outcome import Outcome
+from spoold.spool.outcome import Outcome
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spoold.spool import Spool
+from spoold.spool.queue import Spool
 
 
 class FakeClock:

@@ -1,6 +1,6 @@
 """Handlers for the maintenance commands: reindex, yank, unyank, remove.
 
-Each takes plain arguments (as parsed by ``spoold.cli``) and returns an exit code. Errors
+Each takes plain arguments (as parsed by ``spoold.cli.main``) and returns an exit code. Errors
 a user can fix are printed on one line, never as a traceback:
 
 * 0 -- done (also when there was nothing to change: the commands are idempotent);
@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from spoold.errors import ConfigError, SpooldError, Transient
-from spoold.publish import (
+from spoold.index.publish import (
     MetadataExtractor,
     ReindexProgress,
     extract_metadata,

@@ -30,14 +30,14 @@ from twisted.logger import (
 from twisted.python.threadpool import ThreadPool
 
 from spoold.config import Settings
-from spoold.spool import Spool, SpoolPolicy
-from spoold.incoming import IncomingPolicy
-from spoold.sdnotify import Notifier, SystemdService, status_line
+from spoold.spool.queue import Spool, SpoolPolicy
+from spoold.spool.incoming import IncomingPolicy
+from spoold.systemd.notify import Notifier, SystemdService, status_line
 from spoold.storage import open_storage
-from spoold.watcher import FolderWatcher
-from spoold.worker import Worker
+from spoold.worker.watcher import FolderWatcher
+from spoold.worker.service import Worker
 
-log = Logger(namespace="spoold.daemon")
+log = Logger(namespace="spoold.cli.daemon")
 
 
 def start_logging(stream: Any = None, level: LogLevel = LogLevel.info) -> None:
@@ -121,7 +121,7 @@ def serve_extra(settings: Settings) -> Extra:
 
     def extra(reactor: Any, pool: ThreadPool, worker: Worker, top: MultiService,
               systemd: SystemdService) -> Deferred:
-        from spoold.auth import Htpasswd
+        from spoold.access.htpasswd import Htpasswd
         from spoold.web.site import build_site
 
         auth = Htpasswd(settings.htpasswd) if settings.htpasswd else None

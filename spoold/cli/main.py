@@ -16,9 +16,9 @@ from pathlib import Path
 
 from spoold import __version__, config
 from spoold.errors import SpooldError
-from spoold.filenames import parse_filename
-from spoold.names import display
-from spoold.spool import Spool
+from spoold.inspection.filenames import parse_filename
+from spoold.spool.names import display
+from spoold.spool.queue import Spool
 
 
 def _spool_path(args: argparse.Namespace) -> str:
@@ -67,7 +67,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """A worker only: several may share one spool, on one host or many."""
-    from spoold import daemon
+    from spoold.cli import daemon
 
     settings = config.load(args.config, {"spool": args.spool, "storage": args.storage})
     return daemon.run(settings)
@@ -75,7 +75,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """The main job: the web server and a worker in one process."""
-    from spoold import daemon
+    from spoold.cli import daemon
 
     settings = config.load(args.config, {
         "spool": args.spool, "storage": args.storage, "htpasswd": args.htpasswd,
@@ -86,7 +86,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_user_add(args: argparse.Namespace) -> int:
     """Add (or change the password of) an uploader in the htpasswd file, bcrypt-hashed."""
-    from spoold import auth
+    from spoold.access import htpasswd as auth
 
     path = config.load(args.config, {"htpasswd": args.htpasswd}).htpasswd
     if path is None:
@@ -107,25 +107,25 @@ def _storage_url(args: argparse.Namespace) -> str:
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
-    from spoold import admin
+    from spoold.cli import admin
 
     return admin.reindex_command(_storage_url(args), args.projects)
 
 
 def cmd_yank(args: argparse.Namespace) -> int:
-    from spoold import admin
+    from spoold.cli import admin
 
     return admin.yank_command(_storage_url(args), args.project, args.target, args.reason or "")
 
 
 def cmd_unyank(args: argparse.Namespace) -> int:
-    from spoold import admin
+    from spoold.cli import admin
 
     return admin.unyank_command(_storage_url(args), args.project, args.target)
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from spoold import admin
+    from spoold.cli import admin
 
     return admin.remove_command(_storage_url(args), args.project, args.filename)
 

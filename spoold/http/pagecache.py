@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from spoold.errors import InvalidFilename
-from spoold.filenames import parse_filename
+from spoold.inspection.filenames import parse_filename
 from spoold.storage import Page
 
 

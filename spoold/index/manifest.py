@@ -1,7 +1,7 @@
 """The project manifest: what the index knows about one project, as an immutable value.
 
 The stored form is the project's PEP 691 JSON page itself (``simple/<project>/index.v1.json``,
-rendered by :mod:`spoold.index`), so the static tree needs no private database. The
+rendered by :mod:`spoold.index.pages`), so the static tree needs no private database. The
 private part lives under the top-level key ``_spoold`` (PEP 691 reserves keys with a
 leading underscore for the index server): the *generation*, bumped by every change and
 used to order concurrent writers, the display name, and whether the project is already
@@ -174,7 +174,7 @@ class Manifest:
     # -- the stored form ---------------------------------------------------------------
 
     def to_json(self) -> bytes:
-        from spoold.index import render_project_json
+        from spoold.index.pages import render_project_json
 
         return render_project_json(self)
 
@@ -256,7 +256,7 @@ class RootIndex:
         return replace(self, generation=generation)
 
     def to_json(self) -> bytes:
-        from spoold.index import render_root_json
+        from spoold.index.pages import render_root_json
 
         return render_root_json(self)
 

@@ -17,7 +17,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
-from spoold.manifest import FileEntry, Manifest, RootIndex, format_time
+from spoold.index.manifest import FileEntry, Manifest, RootIndex, format_time
 
 __all__ = [
     "API_VERSION",

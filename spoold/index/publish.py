@@ -32,15 +32,15 @@ from typing import TypeVar
 
 from packaging.utils import canonicalize_name
 
-from spoold.distribution import Distribution
+from spoold.inspection.distribution import Distribution
 from spoold.errors import FileExists, Rejected, SpooldError, Transient
-from spoold.index import (
+from spoold.index.pages import (
     render_project_html,
     render_project_json,
     render_root_html,
     render_root_json,
 )
-from spoold.manifest import FileEntry, Manifest, RootIndex, version_from_filename
+from spoold.index.manifest import FileEntry, Manifest, RootIndex, version_from_filename
 from spoold.storage.base import Storage
 
 __all__ = [
@@ -392,11 +392,11 @@ def remove(storage: Storage, project: str, filename: str) -> ChangeResult:
 def extract_metadata(path: Path, filename: str) -> bytes:
     """Core metadata of a stored distribution, for files adopted without ``.metadata``.
 
-    Uses :func:`spoold.inspection.inspect_file` when available (full validation); else a
+    Uses :func:`spoold.inspection.inspect.inspect_file` when available (full validation); else a
     bounded read of the wheel's ``.dist-info/METADATA`` or the sdist's ``PKG-INFO``.
     """
     try:
-        from spoold.inspection import inspect_file
+        from spoold.inspection.inspect import inspect_file
     except ImportError:
         return _read_metadata_member(path, filename)
     return bytes(inspect_file(path, filename).metadata)

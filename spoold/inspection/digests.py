@@ -3,7 +3,7 @@
 sha256 and blake2b-256 are what the index publishes (hash fragments, PEP 691); md5 is only
 computed when an uploader declared one, because it exists for legacy clients alone.
 Hashing is done in large chunks so the C hash functions (which release the GIL) do the
-work, which is what lets :mod:`spoold.inspection` hash a big file in a background thread
+work, which is what lets :mod:`spoold.inspection.inspect` hash a big file in a background thread
 while the archive is being read.
 """
 

@@ -12,7 +12,7 @@ Kind = Literal["wheel", "sdist"]
 class Distribution:
     """Everything the index needs to know about one file, proven from its bytes.
 
-    Produced only by :func:`spoold.inspection.inspect_file`, so holding one means the
+    Produced only by :func:`spoold.inspection.inspect.inspect_file`, so holding one means the
     file's name, digests, archive and core metadata have all been checked.
     """
 

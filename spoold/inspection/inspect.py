@@ -1,4 +1,4 @@
-"""From a file on disk to a :class:`~spoold.distribution.Distribution`, or a rejection.
+"""From a file on disk to a :class:`~spoold.inspection.distribution.Distribution`, or a rejection.
 
 This is steps 1-3 of "Processing an item": parse the filename, hash the file, open the
 archive safely, check a wheel's RECORD against its members, and validate the core
@@ -45,7 +45,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from spoold.archives import (
+from spoold.inspection.archives import (
     ArchiveLimits,
     InvalidArchive,
     Limits,
@@ -54,10 +54,10 @@ from spoold.archives import (
     open_source,
     scan_sdist,
 )
-from spoold.digests import BackgroundHash, Digests, check_declared, hash_file
-from spoold.distribution import Distribution
+from spoold.inspection.digests import BackgroundHash, Digests, check_declared, hash_file
+from spoold.inspection.distribution import Distribution
 from spoold.errors import Rejected, SpooldError, Transient
-from spoold.filenames import ParsedFilename, parse_filename
+from spoold.inspection.filenames import ParsedFilename, parse_filename
 
 __all__ = [
     "BACKGROUND_HASH_MIN_SIZE",

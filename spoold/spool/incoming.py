@@ -1,7 +1,7 @@
 """Deciding when a file in ``incoming/`` is complete enough to take.
 
 Plain scp and sftp write files in place, so a file there may still be growing. These pure
-functions look at one file and say what to do with it; :meth:`spoold.spool.Spool.take_incoming`
+functions look at one file and say what to do with it; :meth:`spoold.spool.queue.Spool.take_incoming`
 acts on the answer. No decision needs memory of an earlier scan, so any number of workers
 can look at the same folder and agree.
 """
@@ -19,7 +19,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from spoold.names import is_hidden_or_partial
+from spoold.spool.names import is_hidden_or_partial
 
 SIDECAR_SUFFIX = ".sha256"
 _SIDECAR_LINE = re.compile(r"^\\?([0-9a-fA-F]{64})(?:\s+\*?(.*))?$")

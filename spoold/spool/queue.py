@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from spoold import incoming
+from spoold.spool import incoming
 from spoold.errors import ConfigError, Rejected
-from spoold.names import (
+from spoold.spool.names import (
     ItemName,
     Owner,
     check_filename,

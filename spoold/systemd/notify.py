@@ -30,7 +30,7 @@ from twisted.internet import defer, task
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-log = Logger(namespace="spoold.sdnotify")
+log = Logger(namespace="spoold.systemd.notify")
 
 __all__ = ["Notifier", "SystemdService", "status_line"]
 
@@ -169,7 +169,7 @@ class SystemdService(Service):
     """Watchdog pings, status updates and the readiness protocol for one daemon process.
 
     ``healthy()`` is called on the reactor thread and must be cheap (the worker's
-    :meth:`~spoold.worker.Worker.healthy`). Pings are sent from a reactor timer, so they
+    :meth:`~spoold.worker.service.Worker.healthy`). Pings are sent from a reactor timer, so they
     also stop when the reactor itself is stuck. ``status()`` may block (it lists the spool)
     and runs through ``run`` (a thread pool in production, a synchronous stand-in in tests);
     a status call that hangs never affects the watchdog: a busy thread pool (a long

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from spoold.distribution import Distribution
+from spoold.inspection.distribution import Distribution
 
 __all__ = ["Pause", "build_wheel", "make_distribution", "publish_worker"]
 
@@ -129,7 +129,7 @@ def publish_worker(storage_url: str, jobs: list[tuple[str, str]], start: object)
     """
     import tempfile
 
-    from spoold.publish import publish
+    from spoold.index.publish import publish
     from spoold.storage import open_storage
 
     storage = open_storage(storage_url)

@@ -24,7 +24,7 @@ from twisted.internet.defer import Deferred
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from spoold.outcome import Outcome
+from spoold.spool.outcome import Outcome
 from spoold.storage.base import Page, StoredObject
 
 __all__ = [

@@ -20,7 +20,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from spoold import __version__
 from spoold.metrics import CONTENT_TYPE, Metrics
-from spoold.spool import Spool
+from spoold.spool.queue import Spool
 from spoold.web import LeafResource, Run, finish_body, finish_text
 
 __all__ = ["HealthResource", "MetricsResource", "health_report"]

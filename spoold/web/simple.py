@@ -2,7 +2,7 @@
 
 Pages are rendered by the publisher when a project changes and stored next to the files
 (``simple/<project>/index.html`` and ``index.v1.json``); serving one is a storage read
-and a content negotiation (PEP 691, :mod:`spoold.negotiation`), never a rendering. So
+and a content negotiation (PEP 691, :mod:`spoold.http.negotiation`), never a rendering. So
 the HTTP layer needs no manifest logic, and a static web server pointed at the storage
 serves the same bytes.
 
@@ -24,11 +24,11 @@ from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
 
 from spoold.errors import Transient
-from spoold.index import render_root_html, render_root_json
-from spoold.manifest import RootIndex
-from spoold.negotiation import Choice, Format, NotAcceptable, choose
+from spoold.index.pages import render_root_html, render_root_json
+from spoold.index.manifest import RootIndex
+from spoold.http.negotiation import Choice, Format, NotAcceptable, choose
 from spoold.storage.base import Page
-from spoold.web.pagecache import PageCache
+from spoold.http.pagecache import PageCache
 from spoold.web import LeafResource, Run, StorageReader, decode_segments, finish_text, is_gone, send_text
 
 log = Logger()

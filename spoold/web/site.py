@@ -36,15 +36,15 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from spoold.auth import Htpasswd
+from spoold.access.htpasswd import Htpasswd
 from spoold.config import Settings
 from spoold.metrics import Metrics
-from spoold.spool import Spool
+from spoold.spool.queue import Spool
 from spoold.web import LeafResource, Run, StorageReader, Waiter, reason_phrase, send_text
 from spoold.web.files import FilesPolicy, FilesResource
 from spoold.web.health import HealthResource, MetricsResource
 from spoold.web.simple import SimplePolicy, SimpleResource
-from spoold.web.pagecache import PageCache
+from spoold.http.pagecache import PageCache
 from spoold.web.upload import Authenticator, Refusal, UploadPolicy, UploadResource
 
 __all__ = [
@@ -77,7 +77,7 @@ class WebPolicy:
     memory_body: int = 64 * 1024
     #: One log line per request; off where a proxy in front already logs them.
     access_log: bool = True
-    #: Seconds a read index page is served from memory (see spoold.web.pagecache); 0: off.
+    #: Seconds a read index page is served from memory (see spoold.http.pagecache); 0: off.
     page_cache: float = 10.0
     simple: SimplePolicy = field(default_factory=SimplePolicy)
     files: FilesPolicy = field(default_factory=FilesPolicy)

@@ -5,13 +5,13 @@ The steps, and why each runs where it does:
 1. *Reactor*: Basic credentials are required (401 with a challenge otherwise; 403 with
    the command to run when no htpasswd file is configured at all).
 2. *Thread*: the password is checked (bcrypt is slow; a recent success is remembered by
-   :class:`spoold.auth.Htpasswd`).
+   :class:`spoold.access.htpasswd.Htpasswd`).
 3. *Thread*: the form is parsed from the request body, which :mod:`spoold.web.site`
    already buffered in the spool's ``tmp/`` (same filesystem, bounded memory). The file
    part is copied straight into a spool delivery while its digests are computed; the
    declared digests, name, version and filetype are checked before the delivery is
    committed into ``new/``, so a corrupt upload never enters the queue.
-4. *Reactor*: wait for the worker's :class:`~spoold.outcome.Outcome` and answer: 200
+4. *Reactor*: wait for the worker's :class:`~spoold.spool.outcome.Outcome` and answer: 200
    when published (or already published with the same bytes), else the rejection's
    status (400, or 409 "File already exists") with the message both as the body and as
    the reason phrase, which is what twine prints. Never a redirect: clients re-send a
@@ -35,14 +35,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
 
-from spoold.auth import Credentials, parse_basic
-from spoold.digests import DECLARED_FIELDS, Hasher, check_declared
+from spoold.access.htpasswd import Credentials, parse_basic
+from spoold.inspection.digests import DECLARED_FIELDS, Hasher, check_declared
 from spoold.errors import Rejected, SpooldError, Transient
-from spoold.filenames import ParsedFilename, parse_filename
+from spoold.inspection.filenames import ParsedFilename, parse_filename
 from spoold.metrics import Metrics
-from spoold.multipart import FilePart, FormLimits, parse_form
-from spoold.outcome import Outcome, Result
-from spoold.spool import Spool
+from spoold.http.multipart import FilePart, FormLimits, parse_form
+from spoold.spool.outcome import Outcome, Result
+from spoold.spool.queue import Spool
 from spoold.web import LeafResource, Run, Waiter, finish_text, is_gone, send_text
 
 __all__ = [

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from spoold.errors import Rejected, Transient
-from spoold.inspection import inspect_file
-from spoold.names import ItemName
-from spoold.outcome import Outcome, Result
-from spoold.publish import publish
-from spoold.spool import Claim, Spool
+from spoold.inspection.inspect import inspect_file
+from spoold.spool.names import ItemName
+from spoold.spool.outcome import Outcome, Result
+from spoold.index.publish import publish
+from spoold.spool.queue import Claim, Spool
 from spoold.storage import Storage
 
 #: The upload form fields that carry declared digests (as twine sends them).

@@ -6,7 +6,7 @@ storage call runs on a bounded thread pool through ``run``:
 
 * hints (watchdog events, the scan timer, a finished job) make the reactor hand out
   candidate names to free job slots; a job claims its name by rename and processes it
-  (:func:`spoold.processing.process`);
+  (:func:`spoold.worker.processing.process`);
 * housekeeping (reaping, deferred promotion, incoming/, sweeping, expiry) runs on a timer;
 * leases of in-flight claims are renewed on a timer, for workers on other hosts;
 * uploads wait for their item with :meth:`Worker.wait_for`, answered at once when this
@@ -26,13 +26,13 @@ from twisted.internet import defer, task
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from spoold.names import ItemName
-from spoold.outcome import Outcome, Result
-from spoold.processing import Handled, outcome_from_record, process
-from spoold.spool import Spool
+from spoold.spool.names import ItemName
+from spoold.spool.outcome import Outcome, Result
+from spoold.worker.processing import Handled, outcome_from_record, process
+from spoold.spool.queue import Spool
 from spoold.storage import Storage
 
-log = Logger(namespace="spoold.worker")
+log = Logger(namespace="spoold.worker.service")
 
 Run = Callable[..., Deferred]
 

@@ -18,7 +18,7 @@ from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from spoold.sdnotify import Notifier, SystemdService, status_line
+from spoold.systemd.notify import Notifier, SystemdService, status_line
 
 
 class Systemd:

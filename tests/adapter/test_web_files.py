@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_web_harness import Connection, MemoryStorage, make_site, raw_request, request
+from testlib.web_harness import Connection, MemoryStorage, make_site, raw_request, request
 
-from spoold.spool import Spool
+from spoold.spool.queue import Spool
 from spoold.web.files import FilesPolicy, parse_range
 from spoold.web.site import WebPolicy
 

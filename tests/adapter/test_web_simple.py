@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_web_harness import MemoryStorage, make_site, request
+from testlib.web_harness import MemoryStorage, make_site, request
 
-from spoold.negotiation import HTML_V1, JSON_V1
-from spoold.spool import Spool
+from spoold.http.negotiation import HTML_V1, JSON_V1
+from spoold.spool.queue import Spool
 
 ROOT_HTML = b"<!DOCTYPE html><html><body><a href=\"foo-bar/\">Foo_Bar</a></body></html>\n"
 ROOT_JSON = b'{"meta":{"api-version":"1.1"},"projects":[{"name":"Foo_Bar"}]}\n'

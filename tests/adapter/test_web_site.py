@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_web_harness import (
+from testlib.web_harness import (
     Connection,
     FakeWaiter,
     MemoryStorage,
@@ -21,10 +21,10 @@ from test_web_harness import (
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
 
-from spoold.auth import Htpasswd, add_user
+from spoold.access.htpasswd import Htpasswd, add_user
 from spoold.config import Settings
-from spoold.outcome import Result
-from spoold.spool import Spool
+from spoold.spool.outcome import Result
+from spoold.spool.queue import Spool
 from spoold.web.site import WebPolicy, auth_from_settings, build_site
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_web_harness import (
+from testlib.web_harness import (
     Connection,
     FakeWaiter,
     basic,
@@ -23,9 +23,9 @@ from twisted.internet.error import ConnectionLost
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 
-from spoold.auth import Htpasswd, add_user
-from spoold.outcome import Result
-from spoold.spool import META, PAYLOAD, Spool
+from spoold.access.htpasswd import Htpasswd, add_user
+from spoold.spool.outcome import Result
+from spoold.spool.queue import META, PAYLOAD, Spool
 from spoold.web import reason_phrase
 from spoold.web.site import WebPolicy
 from spoold.web.upload import UploadPolicy
@@ -414,7 +414,7 @@ def test_metrics_count_uploads(site, spool: Spool, waiter: FakeWaiter) -> None: 
 
 def test_metrics_record_outcome() -> None:
     from spoold.metrics import Metrics
-    from spoold.outcome import Outcome
+    from spoold.spool.outcome import Outcome
 
     metrics = Metrics()
     metrics.record_outcome(Outcome("i", "f", Result.PUBLISHED), 0.2)
@@ -459,7 +459,7 @@ def test_a_wrong_password_is_only_known_after_the_body(site, spool: Spool) -> No
 
 def test_blocking_work_runs_off_the_request_path(tmp_path: Path, spool: Spool, auth: Htpasswd,
                                                  waiter: FakeWaiter) -> None:
-    from test_web_harness import ManualRun
+    from testlib.web_harness import ManualRun
 
     run = ManualRun()
     site = make_site(tmp_path, spool, auth=auth, waiter=waiter, run=run)
@@ -477,7 +477,7 @@ def test_blocking_work_runs_off_the_request_path(tmp_path: Path, spool: Spool, a
 
 def test_uploader_leaving_during_parsing_still_delivers(tmp_path: Path, spool: Spool, auth: Htpasswd,
                                                         waiter: FakeWaiter) -> None:
-    from test_web_harness import ManualRun
+    from testlib.web_harness import ManualRun
 
     run = ManualRun()
     site = make_site(tmp_path, spool, auth=auth, waiter=waiter, run=run)

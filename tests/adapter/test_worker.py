@@ -10,15 +10,14 @@ import pytest
 from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
 
-sys.path.insert(0, str(Path(__file__).parent))
-from distbuild import write_wheel  # noqa: E402
+from testlib.distbuild import write_wheel  # noqa: E402
 
 from spoold.errors import Transient  # noqa: E402
-from spoold.outcome import Result  # noqa: E402
-from spoold.processing import Handled  # noqa: E402
-from spoold.spool import Spool  # noqa: E402
+from spoold.spool.outcome import Result  # noqa: E402
+from spoold.worker.processing import Handled  # noqa: E402
+from spoold.spool.queue import Spool  # noqa: E402
 from spoold.storage import open_storage  # noqa: E402
-from spoold.worker import Worker  # noqa: E402
+from spoold.worker.service import Worker  # noqa: E402
 
 
 def sync_run(f, *args, **kwargs):

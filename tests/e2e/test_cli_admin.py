@@ -7,11 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from distbuild import write_wheel  # noqa: E402
+from testlib.distbuild import write_wheel  # noqa: E402
 
-from spoold.inspection import inspect_file  # noqa: E402
-from spoold.publish import publish  # noqa: E402
+from spoold.inspection.inspect import inspect_file  # noqa: E402
+from spoold.index.publish import publish  # noqa: E402
 from spoold.storage import open_storage  # noqa: E402
 
 

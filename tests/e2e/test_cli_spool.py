@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from distbuild import write_wheel  # noqa: E402
+from testlib.distbuild import write_wheel  # noqa: E402
 
-from spoold.names import ItemName  # noqa: E402
-from spoold.spool import Spool  # noqa: E402
+from spoold.spool.names import ItemName  # noqa: E402
+from spoold.spool.queue import Spool  # noqa: E402
 
 
 def spoold(*args: str | bytes, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from spoold.publish import publish, yank
+from spoold.index.publish import publish, yank
 from spoold.storage.local import LocalStorage
-from spoold.storage.testing import make_distribution
+from spoold.testing.dists import make_distribution
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 

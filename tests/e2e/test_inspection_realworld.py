@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from distbuild import (
+from testlib.distbuild import (
     BACKENDS,
     metadata_text,
     setuptools_can_build_wheels,
@@ -23,8 +23,8 @@ from distbuild import (
     write_sdist,
     write_zip,
 )
-from spoold.distribution import Distribution
-from spoold.inspection import inspect_file
+from spoold.inspection.distribution import Distribution
+from spoold.inspection.inspect import inspect_file
 
 PROJECTS = {
     "setuptools": ("demo-setuptools", "demo-setuptools"),
@@ -184,7 +184,7 @@ def test_tar_written_with_dot_prefix(tmp_path: Path) -> None:
         info = tarfile.TarInfo(name)
         info.size = len(data)
         entries.append((info, data))
-    from distbuild import write_tar_gz
+    from testlib.distbuild import write_tar_gz
 
     path = write_tar_gz(tmp_path / "demo-1.0.tar.gz", entries)
     assert inspect_file(path, path.name).project == "demo"

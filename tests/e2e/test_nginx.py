@@ -29,11 +29,11 @@ from urllib.parse import urljoin
 
 import pytest
 
-from distbuild import metadata_text, write_wheel
-from nginxserver import SHIPPED, Nginx, free_port, nginx_binary, start_nginx
+from testlib.distbuild import metadata_text, write_wheel
+from testlib.nginxserver import SHIPPED, Nginx, free_port, nginx_binary, start_nginx
 from spoold.config import Settings
-from spoold.inspection import inspect_file
-from spoold.publish import publish
+from spoold.inspection.inspect import inspect_file
+from spoold.index.publish import publish
 from spoold.storage.local import LocalStorage
 
 pytestmark = pytest.mark.skipif(
@@ -391,7 +391,7 @@ def test_twine_uploads_through_nginx_to_a_socket_activated_spoold(tmp_path: Path
     """The shipped pieces together: spoold.socket's socket (name "http") adopted by
     `spoold serve --listen systemd:domain=INET:name=http`, nginx in front serving the
     static tree and passing uploads on; twine uploads, pip installs."""
-    from spoold.auth import add_user
+    from spoold.access.htpasswd import add_user
 
     htpasswd = tmp_path / "htpasswd"
     add_user(htpasswd, "alice", "correct horse", rounds=4)

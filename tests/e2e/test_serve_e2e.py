@@ -18,12 +18,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from distbuild import wheel_members, write_sdist, write_wheel, write_zip  # noqa: E402
-from s3server import storage_url  # noqa: E402,F401  (fixture: local and s3)
-from serveproc import Server  # noqa: E402
+from testlib.distbuild import wheel_members, write_sdist, write_wheel, write_zip  # noqa: E402
+from testlib.s3server import storage_url  # noqa: E402,F401  (fixture: local and s3)
+from testlib.serveproc import Server  # noqa: E402
 
-from spoold.auth import add_user  # noqa: E402
+from spoold.access.htpasswd import add_user  # noqa: E402
 
 BIN = Path(sys.executable).parent
 CLIENT_ENV = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INPUT": "1",
@@ -195,7 +194,7 @@ def post_file(url: str, path: Path, auth: tuple[str, str], *, name: str = "big",
 def test_pages_cached_by_serve_follow_publishes_of_other_workers(tmp_path, htpasswd):
     """serve (claiming nothing) caches pages for a minute; a separate worker process on the
     same spool publishes; serve's pages show it at once (its watcher sees done/)."""
-    from workerprocs import Workers, write_config
+    from testlib.workerprocs import Workers, write_config
 
     storage = str(tmp_path / "storage")
     with Server(tmp_path, storage, htpasswd=htpasswd, extra={"threads": 0, "page_cache": 60.0}) as server, \

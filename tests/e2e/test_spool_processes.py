@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from spoold.names import ItemName
-from spoold.spool import Spool, SpoolPolicy
+from spoold.spool.names import ItemName
+from spoold.spool.queue import Spool, SpoolPolicy
 
 mp = multiprocessing.get_context("fork")
 POLICY = SpoolPolicy(max_attempts=1000)

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from distbuild import write_wheel  # noqa: E402
+from testlib.distbuild import write_wheel  # noqa: E402
 from test_serve_e2e import post_file  # noqa: E402
 
-from spoold.auth import add_user  # noqa: E402
+from spoold.access.htpasswd import add_user  # noqa: E402
 
 
 class FakeSystemd:

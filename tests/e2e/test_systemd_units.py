@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-UNITS_DIR = Path(__file__).resolve().parent.parent / "systemd"
+UNITS_DIR = Path(__file__).resolve().parents[2] / "systemd"
 UNITS = ("spoold.service", "spoold.socket", "spoold-worker@.service", "spoold.target")
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed")

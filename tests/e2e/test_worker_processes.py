@@ -13,12 +13,11 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-sys.path.insert(0, str(Path(__file__).parent))
-from distbuild import write_wheel, write_zip, wheel_members  # noqa: E402
-from workerprocs import Workers, count, drop, manifest_files, wait_until, write_config  # noqa: E402
+from testlib.distbuild import write_wheel, write_zip, wheel_members  # noqa: E402
+from testlib.workerprocs import Workers, count, drop, manifest_files, wait_until, write_config  # noqa: E402
 
-from spoold.names import ItemName  # noqa: E402
-from spoold.spool import Spool  # noqa: E402
+from spoold.spool.names import ItemName  # noqa: E402
+from spoold.spool.queue import Spool  # noqa: E402
 
 PROJECTS = ["alpha", "beta-pkg", "gamma"]
 

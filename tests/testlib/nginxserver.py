@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-SHIPPED = Path(__file__).resolve().parent.parent / "deploy" / "nginx" / "spoold.conf"
+SHIPPED = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "spoold.conf"
 
 #: Access log lines a test can assert on: "<status> <method> <uri> <content type>".
 LOG_FORMAT = '$status $request_method $request_uri "$sent_http_content_type"'

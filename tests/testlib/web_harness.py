@@ -23,9 +23,9 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
 from spoold.config import Settings
-from spoold.outcome import Outcome, Result
+from spoold.spool.outcome import Outcome, Result
 from spoold.storage.base import Page, StorageUnavailable, StoredObject
-from spoold.storage.testing import build_wheel
+from spoold.testing.dists import build_wheel
 from spoold.web.site import SpooldSite, WebPolicy, build_site
 
 

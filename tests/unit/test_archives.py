@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from distbuild import write_sdist, write_zip
-from spoold.archives import (
+from testlib.distbuild import write_sdist, write_zip
+from spoold.inspection.archives import (
     ArchiveLimits,
     InvalidArchive,
     Limits,

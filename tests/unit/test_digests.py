@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from spoold.digests import (
+from spoold.inspection.digests import (
     BackgroundHash,
     DigestMismatch,
     Digests,

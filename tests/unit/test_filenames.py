@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from spoold.errors import InvalidFilename
-from spoold.filenames import MAX_FILENAME_LENGTH, ParsedFilename, parse_filename
+from spoold.inspection.filenames import MAX_FILENAME_LENGTH, ParsedFilename, parse_filename
 
 
 @pytest.mark.parametrize(

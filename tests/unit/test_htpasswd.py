@@ -12,7 +12,7 @@ import pytest
 from conftest import FakeClock
 from passlib.hash import apr_md5_crypt, bcrypt, ldap_sha1, sha256_crypt, sha512_crypt
 
-from spoold.auth import (
+from spoold.access.htpasswd import (
     BadCredentials,
     Credentials,
     Htpasswd,

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from conftest import FakeClock
-from spoold.incoming import IncomingPolicy, Verdict, decide, structural_problem
-from spoold.names import ItemName
-from spoold.spool import Spool, SpoolPolicy
+from spoold.spool.incoming import IncomingPolicy, Verdict, decide, structural_problem
+from spoold.spool.names import ItemName
+from spoold.spool.queue import Spool, SpoolPolicy
 
 
 def wheel_bytes() -> bytes:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-import spoold.inspection
-from distbuild import metadata_text, wheel_members, write_sdist, write_wheel, write_zip
-from spoold.digests import DigestMismatch
+import spoold.inspection.inspect
+from testlib.distbuild import metadata_text, wheel_members, write_sdist, write_wheel, write_zip
+from spoold.inspection.digests import DigestMismatch
 from spoold.errors import Transient
-from spoold.inspection import (
+from spoold.inspection.inspect import (
     BACKGROUND_HASH_MIN_SIZE,
     InvalidMetadata,
     RecordMismatch,
@@ -53,7 +53,7 @@ def test_version_is_normalized(tmp_path: Path) -> None:
 def test_record_signature_files_need_no_entry(tmp_path: Path) -> None:
     members = wheel_members(record=False)
     members["demo-1.0.dist-info/RECORD.jws"] = b"{}"
-    from distbuild import record_for
+    from testlib.distbuild import record_for
 
     record = record_for({k: v for k, v in members.items() if not k.endswith(".jws")},
                         "demo-1.0.dist-info/RECORD")
@@ -105,13 +105,13 @@ def test_big_file_declared_mismatch_reported_after_archive_error(tmp_path: Path)
 
 def test_file_changing_during_inspection_is_transient(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_wheel(tmp_path)
-    real = spoold.inspection.hash_file
+    real = spoold.inspection.inspect.hash_file
 
     def hash_then_grow(p: Path, *, md5: bool = False):  # type: ignore[no-untyped-def]
         result = real(p, md5=md5)
         return type(result)(result.size + 1, result.sha256, result.blake2_256, result.md5)
 
-    monkeypatch.setattr(spoold.inspection, "hash_file", hash_then_grow)
+    monkeypatch.setattr(spoold.inspection.inspect, "hash_file", hash_then_grow)
     with pytest.raises(Transient, match="changed while"):
         inspect_file(path, path.name)
 
@@ -162,7 +162,7 @@ def test_strict_rejects_multiline_summary() -> None:
 
 
 def test_problem_list_is_capped() -> None:
-    message = spoold.inspection._problems_message("METADATA", [f"problem {i}" for i in range(30)])
+    message = spoold.inspection.inspect._problems_message("METADATA", [f"problem {i}" for i in range(30)])
     assert "problem 9;" in message and "problem 10" not in message
     assert "and 20 more" in message
 

@@ -1,7 +1,7 @@
 """A corpus of hostile and broken distributions, each rejected with the right error.
 
 Every case builds its own input in a temporary directory (nothing is checked in), runs
-:func:`spoold.inspection.inspect_file`, and asserts the exact error class and a piece of
+:func:`spoold.inspection.inspect.inspect_file`, and asserts the exact error class and a piece of
 the message the uploader will read. Bombs are built cheaply (runs of zeros deflate
 1000:1), so the corpus stays fast; the timeout is only a safety net against a hang.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from distbuild import (
+from testlib.distbuild import (
     metadata_text,
     record_for,
     wheel_members,
@@ -34,10 +34,10 @@ from distbuild import (
     write_wheel,
     write_zip,
 )
-from spoold.archives import ArchiveLimits, InvalidArchive, Limits, UnsafeArchive
-from spoold.digests import DigestMismatch
+from spoold.inspection.archives import ArchiveLimits, InvalidArchive, Limits, UnsafeArchive
+from spoold.inspection.digests import DigestMismatch
 from spoold.errors import InvalidFilename, Rejected
-from spoold.inspection import (
+from spoold.inspection.inspect import (
     InvalidMetadata,
     InvalidSdist,
     InvalidWheel,
@@ -813,12 +813,12 @@ def test_bombs_use_bounded_memory(name: str, tmp_path: Path) -> None:
 
 def test_uncaught_library_error_becomes_rejection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The safety net: an exception type nobody foresaw still rejects, never escapes."""
-    import spoold.inspection
+    import spoold.inspection.inspect
 
     def explode(*args: object, **kwargs: object) -> bytes:
         raise LookupError("something tarfile never raised before")
 
-    monkeypatch.setattr(spoold.inspection, "_inspect_sdist", explode)
+    monkeypatch.setattr(spoold.inspection.inspect, "_inspect_sdist", explode)
     path = write_sdist(tmp_path)
     with pytest.raises(InvalidArchive, match="LookupError"):
         inspect_file(path, path.name)

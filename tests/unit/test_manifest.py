@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from test_index import entry, sample
+from test_pages import entry, sample
 
-from spoold.manifest import CorruptManifest, Manifest, version_from_filename
+from spoold.index.manifest import CorruptManifest, Manifest, version_from_filename
 
 
 def test_round_trip_through_json() -> None:

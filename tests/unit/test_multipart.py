@@ -10,7 +10,7 @@ import pytest
 from requests_toolbelt import MultipartEncoder
 
 from spoold.errors import InvalidFilename, Rejected
-from spoold.multipart import (
+from spoold.http.multipart import (
     FilePart,
     FormLimits,
     FormTooLarge,

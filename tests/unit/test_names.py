@@ -4,10 +4,10 @@ import itertools
 
 import pytest
 
-from spoold import names
+from spoold.spool import names
 
 from spoold.errors import InvalidFilename
-from spoold.names import (
+from spoold.spool.names import (
     MAX_FILENAME_BYTES,
     ItemName,
     Owner,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spoold.negotiation import (
+from spoold.http.negotiation import (
     HTML_V1,
     JSON_V1,
     Choice,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import FakeClock
 from spoold.storage import Page
-from spoold.web.pagecache import PageCache
+from spoold.http.pagecache import PageCache
 
 
 def page(text: str) -> Page:
@@ -65,7 +65,7 @@ def test_bounded_by_bytes_least_recently_used_first():
 
 def test_site_serves_hot_pages_without_a_storage_read(tmp_path, spool):
     from twisted.internet.testing import MemoryReactorClock
-    from test_web_harness import MemoryStorage, make_site, request
+    from testlib.web_harness import MemoryStorage, make_site, request
 
     storage = MemoryStorage(tmp_path / "storage")
     storage.pages["simple/demo/index.html"] = b"<html>v1</html>"

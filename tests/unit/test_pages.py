@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 
-from spoold.index import (
+from spoold.index.pages import (
     render_project_html,
     render_project_json,
     render_root_html,
     render_root_json,
 )
-from spoold.manifest import FileEntry, Manifest, RootIndex
+from spoold.index.manifest import FileEntry, Manifest, RootIndex
 
 SHA = "a" * 64
 META = "b" * 64

@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from s3server import moto_server, s3_url, second_handle, storage, storage_url  # noqa: F401
+from testlib.s3server import moto_server, s3_url, second_handle, storage, storage_url  # noqa: F401
 
-from spoold import admin
+from spoold.cli import admin
 from spoold.errors import FileExists
-from spoold.manifest import Manifest, RootIndex
-from spoold.publish import (
+from spoold.index.manifest import Manifest, RootIndex
+from spoold.index.publish import (
     NotFound,
     file_key,
     metadata_key,
@@ -30,8 +30,8 @@ from spoold.publish import (
 from spoold.storage import Storage, open_storage
 from spoold.storage.local import LocalStorage
 from spoold.storage.s3 import S3Storage
-from spoold.storage.testing import Pause, make_distribution, publish_worker
-from test_index import parse_html_page
+from spoold.testing.dists import Pause, make_distribution, publish_worker
+from test_pages import parse_html_page
 
 
 def manifest_of(storage: Storage, project: str) -> Manifest:

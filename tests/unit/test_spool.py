@@ -10,8 +10,8 @@ import pytest
 
 from conftest import FakeClock
 from spoold.errors import ConfigError, InvalidFilename
-from spoold.names import ItemName, Owner
-from spoold.spool import FOLDERS, Spool, SpoolPolicy
+from spoold.spool.names import ItemName, Owner
+from spoold.spool.queue import FOLDERS, Spool, SpoolPolicy
 
 
 @pytest.fixture

@@ -11,13 +11,13 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
-from s3server import moto_server, s3_url, second_handle, storage, storage_url  # noqa: F401
+from testlib.s3server import moto_server, s3_url, second_handle, storage, storage_url  # noqa: F401
 
 from spoold.errors import ConfigError, FileExists, Transient
 from spoold.storage import InvalidKey, Storage, StorageUnavailable, open_storage
 from spoold.storage.local import LocalStorage
 from spoold.storage.s3 import S3Storage
-from spoold.storage.testing import Pause
+from spoold.testing.dists import Pause
 
 
 def sha(data: bytes) -> str:

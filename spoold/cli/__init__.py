@@ -1,0 +1,1 @@
+"""The ``spoold`` command line: argument parsing, commands and process wiring."""

@@ -1,0 +1,1 @@
+"""Pure HTTP pieces with no Twisted: form parsing, content negotiation, caching rules."""

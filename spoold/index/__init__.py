@@ -1,0 +1,1 @@
+"""The index: manifests, rendered pages, and the changes that publish them to storage."""

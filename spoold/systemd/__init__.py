@@ -1,0 +1,1 @@
+"""systemd integration: the sd_notify protocol and the Twisted service that speaks it."""

@@ -1,0 +1,1 @@
+"""The worker daemon: the Twisted service, the per-item decision and the watcher."""

@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from spoold.index.pages import render_project_html, render_root_html  # noqa: E402
 from spoold.index.manifest import FileEntry, Manifest, RootIndex  # noqa: E402
-from spoold.index.publish import ROOT_HTML, ROOT_JSON, publish  # noqa: E402
+from spoold.index.publish import publish  # noqa: E402
+from spoold.storage.keys import ROOT_HTML, ROOT_JSON  # noqa: E402
 from spoold.storage import Storage  # noqa: E402
 from spoold.storage.local import LocalStorage  # noqa: E402
 from spoold.testing.dists import make_distribution  # noqa: E402

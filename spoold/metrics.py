@@ -21,6 +21,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from spoold.spool.folders import FOLDERS
 from spoold.spool.outcome import Outcome
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
@@ -29,7 +30,6 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 _CODE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-_FOLDERS = ("incoming", "tmp", "new", "cur", "deferred", "done", "failed")
 
 #: Publishing takes from milliseconds (a small wheel, local storage) to minutes (a big
 #: sdist behind a slow S3 outage): buckets across that range.
@@ -107,7 +107,7 @@ class Metrics:
         self.requests.labels(method=name, status=code).inc()
 
     def set_queue_depths(self, counts: Mapping[str, int]) -> None:
-        for folder in _FOLDERS:
+        for folder in FOLDERS:
             if folder in counts:
                 self.queue_depth.labels(folder=folder).set(counts[folder])
 

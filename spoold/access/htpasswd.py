@@ -20,14 +20,12 @@ one ``stat``), and on :meth:`reload` (SIGHUP).
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import hashlib
 import hmac
 import os
 import secrets
 import stat
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +38,7 @@ from passlib.context import CryptContext
 from passlib.exc import UnknownHashError
 from twisted.logger import Logger
 
+from spoold.durable import write_atomic
 from spoold.errors import ConfigError, SpooldError
 
 __all__ = [
@@ -326,28 +325,10 @@ def add_user(path: str | os.PathLike[str], name: str, password: str, *, rounds: 
     entry = _CONTEXT.handler("bcrypt").using(rounds=rounds, ident="2y").hash(password)
     htpasswd.set_hash(name, entry)
     data = htpasswd.to_string()
-    directory = path.parent if str(path.parent) else Path(".")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        write_atomic(path, data, mode=mode)
     except OSError as e:
-        raise ConfigError(f"cannot write beside {path}: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise ConfigError(f"cannot write htpasswd file {path}: {e.strerror}") from None
-    with contextlib.suppress(OSError):
-        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
     return new
 
 

@@ -18,7 +18,6 @@ from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import (
     FilteringLogObserver,
     LogLevel,
@@ -34,6 +33,7 @@ from spoold.spool.queue import Spool, SpoolPolicy
 from spoold.spool.incoming import IncomingPolicy
 from spoold.systemd.notify import Notifier, SystemdService, status_line
 from spoold.storage import open_storage
+from spoold.threads import pool_runner
 from spoold.worker.watcher import FolderWatcher
 from spoold.worker.service import Worker
 
@@ -60,7 +60,7 @@ def build_worker(settings: Settings, reactor: Any, pool: ThreadPool) -> Worker:
         spool,
         storage,
         reactor=reactor,
-        run=lambda f, *a, **kw: deferToThreadPool(reactor, pool, f, *a, **kw),
+        run=pool_runner(reactor, pool),
         jobs=settings.threads,
         scan_interval=settings.scan_interval,
         housekeeping_interval=settings.housekeeping_interval,

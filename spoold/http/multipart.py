@@ -25,7 +25,7 @@ from typing import IO
 from urllib.parse import unquote
 
 from spoold.errors import Rejected
-from spoold.spool.names import check_filename
+from spoold.inspection.filenames import check_filename
 
 __all__ = [
     "FilePart",

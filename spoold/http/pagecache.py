@@ -17,6 +17,7 @@ from collections.abc import Callable
 from spoold.errors import InvalidFilename
 from spoold.inspection.filenames import parse_filename
 from spoold.storage import Page
+from spoold.storage.keys import project_page_keys, root_page_keys
 
 
 class PageCache:
@@ -64,9 +65,9 @@ class PageCache:
 
     def invalidate(self, project: str | None) -> None:
         """Forget the pages a publish into ``project`` changes (and the root index)."""
-        keys = ["simple/index.html", "simple/index.v1.json"]
+        keys = [*root_page_keys()]
         if project is not None:
-            keys += [f"simple/{project}/index.html", f"simple/{project}/index.v1.json"]
+            keys += project_page_keys(project)
         for key in keys:
             self._drop(key)
             self._invalidated[key] = self._epoch

@@ -32,6 +32,7 @@ from typing import TypeVar
 
 from packaging.utils import canonicalize_name
 
+from spoold.hashing import hash_stream
 from spoold.inspection.distribution import Distribution
 from spoold.errors import FileExists, Rejected, SpooldError, Transient
 from spoold.index.pages import (
@@ -42,6 +43,15 @@ from spoold.index.pages import (
 )
 from spoold.index.manifest import FileEntry, Manifest, RootIndex, version_from_filename
 from spoold.storage.base import Storage
+from spoold.storage.keys import (
+    ROOT_HTML,
+    ROOT_JSON,
+    file_key,
+    metadata_key,
+    project_files_prefix,
+    project_html_key,
+    project_json_key,
+)
 
 __all__ = [
     "ROOT_HTML",
@@ -64,8 +74,6 @@ __all__ = [
     "yank",
 ]
 
-ROOT_HTML = "simple/index.html"
-ROOT_JSON = "simple/index.v1.json"
 #: Lost compare-and-swaps before giving up (as Transient: the worker defers the item).
 MAX_ATTEMPTS = 500
 #: Largest METADATA / PKG-INFO the fallback extractor reads.
@@ -128,22 +136,6 @@ class ReindexReport:
     files: int
     metadata_extracted: int
     problems: tuple[str, ...]
-
-
-def project_json_key(project: str) -> str:
-    return f"simple/{project}/index.v1.json"
-
-
-def project_html_key(project: str) -> str:
-    return f"simple/{project}/index.html"
-
-
-def file_key(project: str, filename: str) -> str:
-    return f"packages/{project}/{filename}"
-
-
-def metadata_key(project: str, filename: str) -> str:
-    return f"packages/{project}/{filename}.metadata"
 
 
 def _normalized(project: str) -> str:
@@ -438,11 +430,8 @@ def _headers(metadata: bytes) -> dict[str, str]:
 
 
 def _sha256_of(storage: Storage, key: str) -> str:
-    digest = hashlib.sha256()
     with storage.open_read(key) as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hash_stream(stream, blake2=False).sha256
 
 
 def _rebuild_entries(
@@ -452,7 +441,7 @@ def _rebuild_entries(
     problems: list[str],
 ) -> tuple[list[FileEntry], str | None, int]:
     """Entries for every distribution stored under ``packages/<project>/``."""
-    objects = {o.key.rsplit("/", 1)[-1]: o for o in storage.list_files(f"packages/{project}/")}
+    objects = {o.key.rsplit("/", 1)[-1]: o for o in storage.list_files(project_files_prefix(project))}
     entries: list[FileEntry] = []
     display_name: str | None = None
     extracted = 0
@@ -498,7 +487,7 @@ def _reindex_project(
 ) -> tuple[Manifest, int, int]:
     entries, display_name, extracted = _rebuild_entries(storage, project, extract, problems)
     if not entries and storage.read_doc(project_json_key(project)) is None:
-        raise NotFound(f"nothing is stored under packages/{project}/")
+        raise NotFound(f"nothing is stored under {project_files_prefix(project)}")
 
     def rebuild(current: Manifest | None) -> Manifest:
         # Keep what only the manifest knows (upload time, yank state, display name).

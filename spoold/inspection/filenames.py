@@ -23,11 +23,14 @@ from packaging.utils import (
 
 from spoold.errors import InvalidFilename
 
-__all__ = ["MAX_FILENAME_LENGTH", "ParsedFilename", "parse_filename"]
+__all__ = ["MAX_FILENAME_LENGTH", "ParsedFilename", "check_filename", "parse_filename"]
 
-#: Longer names are refused: they are never legitimate and break some file systems
-#: once spool prefixes are added.
-MAX_FILENAME_LENGTH = 200
+#: Longest filename accepted anywhere (uploads, drops, ``new/``, ``incoming/``). The rule
+#: is ASCII only, so characters are bytes: a spool item name (uid, state, filename) then
+#: always fits the 255-byte name limit of common filesystems (checked by a test). Real
+#: distribution filenames are far shorter; the longest wheels with three platform tags
+#: are about 110 characters.
+MAX_FILENAME_LENGTH = 140
 
 _EXTENSIONS: tuple[tuple[str, Literal["wheel", "sdist"]], ...] = (
     (".whl", "wheel"),
@@ -70,7 +73,7 @@ def parse_filename(name: str) -> ParsedFilename:
 
     Raises :class:`~spoold.errors.InvalidFilename` with a message for the uploader.
     """
-    _check_safe(name)
+    check_filename(name)
     for extension, kind in _EXTENSIONS:
         if name.endswith(extension):
             break
@@ -94,8 +97,15 @@ def parse_filename(name: str) -> ParsedFilename:
     )
 
 
-def _check_safe(name: str) -> None:
-    """Refuse names that could escape a directory or confuse a shell, a URL or a log."""
+def check_filename(name: str) -> None:
+    """Refuse names that could escape a directory or confuse a shell, a URL or a log.
+
+    The one filename rule of spoold, applied wherever a name comes in (upload form, spool
+    delivery, a file renamed into ``new/`` or dropped in ``incoming/``): 1 to
+    :data:`MAX_FILENAME_LENGTH` printable ASCII characters, no whitespace, no path
+    separator, no leading dot, no ``..``. Passing it only means the name is *safe*; a safe
+    name that is no distribution is still delivered, then rejected with a reason.
+    """
     if not name:
         raise InvalidFilename("The filename is empty; send the distribution's file name.")
     shown = repr(name[:MAX_FILENAME_LENGTH])

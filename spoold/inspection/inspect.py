@@ -54,7 +54,8 @@ from spoold.inspection.archives import (
     open_source,
     scan_sdist,
 )
-from spoold.inspection.digests import BackgroundHash, Digests, check_declared, hash_file
+from spoold.hashing import BackgroundHash, Digests, hash_file
+from spoold.inspection.digests import check_declared
 from spoold.inspection.distribution import Distribution
 from spoold.errors import Rejected, SpooldError, Transient
 from spoold.inspection.filenames import ParsedFilename, parse_filename
@@ -154,7 +155,7 @@ def inspect_file(
     if background is not None:
         digests = background.result()
         check_declared(digests, declared)
-    assert digests is not None
+    assert digests is not None and digests.blake2_256 is not None
     if digests.size != size:
         raise Transient(
             f"{os.fspath(path)!r} changed while it was being inspected; retry it once "

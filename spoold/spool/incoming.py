@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import errno
-import hashlib
 import os
 import re
 import stat
@@ -19,6 +18,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from spoold.hashing import hash_file
 from spoold.spool.names import is_hidden_or_partial
 
 SIDECAR_SUFFIX = ".sha256"
@@ -74,7 +74,7 @@ def decide(path: Path, now: float, policy: IncomingPolicy = IncomingPolicy()) ->
             if settled:
                 return Decision(Verdict.FAIL, "sidecar-invalid", f"{sidecar.name} is not in sha256sum format")
             return Decision(Verdict.WAIT)
-        actual = _sha256(path)
+        actual = hash_file(path, blake2=False).sha256
         if actual == expected:
             return Decision(Verdict.TAKE)
         if settled:
@@ -151,11 +151,3 @@ def _gzip_problem(path: Path) -> str | None:
     except OSError as e:
         return str(e)
     return None if decomp.eof else "the gzip stream ends early"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()

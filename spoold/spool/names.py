@@ -28,11 +28,20 @@ import socket
 import time
 from dataclasses import dataclass, replace
 
-from spoold.errors import InvalidFilename
+from spoold.inspection.filenames import MAX_FILENAME_LENGTH, check_filename
 
-#: Longest filename (in UTF-8 bytes) the spool accepts, so that uid and the longest info
-#: still fit in the 255-byte limit of common filesystems (checked by a test).
-MAX_FILENAME_BYTES = 140
+__all__ = [
+    "MAX_FILENAME_LENGTH",
+    "PARTIAL_SUFFIXES",
+    "ItemName",
+    "Owner",
+    "check_filename",
+    "display",
+    "host_tag",
+    "is_hidden_or_partial",
+    "new_uid",
+    "placeholder_filename",
+]
 
 _HOST_CHARS = re.compile(r"[^A-Za-z0-9-]")
 _UID = r"\d{1,12}\.\d{6}\.\d{1,10}_[0-9a-f]{1,16}\.[0-9a-f]{6}\.[A-Za-z0-9-]{1,16}"
@@ -71,39 +80,6 @@ def is_hidden_or_partial(name: str) -> bool:
     return name.startswith(".") or name.endswith(PARTIAL_SUFFIXES)
 
 
-def check_filename(filename: str) -> None:
-    """Refuse names that could escape the spool, hide, or break a listing.
-
-    This is the spool's safety check, not the distribution check: a safe name that is no
-    distribution is still delivered, and the worker rejects it with a reason.
-    """
-    if not filename:
-        raise InvalidFilename("the filename is empty")
-    try:
-        encoded = filename.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidFilename(
-            f"the filename {ascii(filename)} is not valid UTF-8; rename the file"
-        ) from None
-    if "/" in filename or "\\" in filename:
-        raise InvalidFilename(
-            f"the filename {ascii(filename)} contains a path separator; give a plain file name"
-        )
-    if "\x00" in filename:
-        raise InvalidFilename(f"the filename {ascii(filename)} contains a NUL byte")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in filename):
-        raise InvalidFilename(f"the filename {ascii(filename)} contains control characters")
-    if filename.startswith("."):
-        raise InvalidFilename(
-            f"the filename {ascii(filename)} starts with a dot; dotfiles are never taken"
-        )
-    if len(encoded) > MAX_FILENAME_BYTES:
-        raise InvalidFilename(
-            f"the filename is {len(encoded)} bytes long; spoold accepts at most "
-            f"{MAX_FILENAME_BYTES}"
-        )
-
-
 def display(name: str) -> str:
     """A printable, JSON-safe rendering of any name read from disk (even non-UTF-8)."""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
@@ -111,7 +87,7 @@ def display(name: str) -> str:
 
 def placeholder_filename(name: str) -> str:
     """A safe stand-in for an unsafe name, so the item can still be moved to ``failed/``."""
-    safe = re.sub(r"[^A-Za-z0-9._+-]", "_", display(name)).lstrip(".")
+    safe = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._+-]", "_", display(name))).lstrip(".")
     return (safe[:100] or "unnamed") + ".invalid-name"
 
 

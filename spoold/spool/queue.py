@@ -29,6 +29,7 @@ from typing import IO, Any, BinaryIO
 
 from spoold.spool import incoming
 from spoold.errors import ConfigError, Rejected
+from spoold.spool.folders import FOLDERS, META, PAYLOAD, REASON_SUFFIX
 from spoold.spool.names import (
     ItemName,
     Owner,
@@ -40,11 +41,6 @@ from spoold.spool.names import (
     placeholder_filename,
 )
 
-FOLDERS = ("incoming", "tmp", "new", "cur", "deferred", "done", "failed")
-#: In a directory item, the distribution's bytes and the delivery's metadata.
-PAYLOAD = "data"
-META = "meta.json"
-REASON_SUFFIX = ".reason.json"
 _CHUNK = 1 << 20
 _MAX_META = 1 << 20
 

@@ -17,7 +17,6 @@ Keys are ``/``-separated paths relative to the storage root (``simple/foo/index.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 import shutil
@@ -41,7 +40,6 @@ __all__ = [
     "StorageUnavailable",
     "StoredObject",
     "check_key",
-    "sha256_file",
 ]
 
 #: A test hook called at points where another writer could interleave
@@ -103,14 +101,6 @@ def check_key(key: str) -> str:
     if not key or any(p in ("", ".", "..") or not _KEY_PART.match(p) for p in parts):
         raise InvalidKey(f"refusing unsafe storage key {key!r}")
     return key
-
-
-def sha256_file(fileobj: BinaryIO) -> str:
-    """Hash a stream in bounded memory."""
-    digest = hashlib.sha256()
-    while chunk := fileobj.read(1 << 20):
-        digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _no_checkpoint(event: str, key: str) -> None:

@@ -27,17 +27,17 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import shutil
-import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from spoold.durable import fsync_dir, temp_beside, write_atomic, write_temp
 from spoold.errors import FileExists
+from spoold.hashing import hash_file
 
-from .base import Doc, Page, Storage, StorageUnavailable, StoredObject, check_key, sha256_file
+from .base import Doc, Page, Storage, StorageUnavailable, StoredObject, check_key
 
 HISTORY = ".spoold/generations"
 #: Generations kept per key; older ones are pruned once there are twice as many.
@@ -65,32 +65,14 @@ class LocalStorage(Storage):
     def _history(self, key: str) -> Path:
         return self.root / HISTORY / check_key(key)
 
-    def _tmp_beside(self, path: Path) -> Path:
-        return path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-
     def _sync_dir(self, path: Path) -> None:
-        if not self._fsync:
-            return
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        if self._fsync:
+            fsync_dir(path)
 
     def _write_tmp(self, path: Path, source: bytes | Path) -> Path:
         """Write the bytes to a fresh temporary name beside ``path`` and fsync them."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._tmp_beside(path)
-        with open(tmp, "xb") as out:
-            if isinstance(source, bytes):
-                out.write(source)
-            else:
-                with open(source, "rb") as src:
-                    shutil.copyfileobj(src, out, 1 << 20)
-            out.flush()
-            if self._fsync:
-                os.fsync(out.fileno())
-        return tmp
+        return write_temp(path, source, fsync=self._fsync)
 
     def _wrap(self, exc: OSError, what: str) -> StorageUnavailable:
         return StorageUnavailable(
@@ -118,8 +100,7 @@ class LocalStorage(Storage):
             raise self._wrap(exc, f"store {key}") from exc
 
     def _same_or_raise(self, final: Path, key: str, sha256: str) -> bool:
-        with open(final, "rb") as f:
-            stored = sha256_file(f)
+        stored = hash_file(final, blake2=False).sha256
         if stored == sha256:
             return False
         raise FileExists(
@@ -131,9 +112,8 @@ class LocalStorage(Storage):
     def replace_file(self, key: str, data: bytes) -> None:
         final = self._path(key)
         try:
-            tmp = self._write_tmp(final, data)
-            os.replace(tmp, final)
-            self._sync_dir(final.parent)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(final, data, fsync=self._fsync)
         except OSError as exc:
             raise self._wrap(exc, f"replace {key}") from exc
 
@@ -288,7 +268,7 @@ class LocalStorage(Storage):
                     return replaced
             except FileNotFoundError:
                 pass
-            tmp = self._tmp_beside(visible)
+            tmp = temp_beside(visible)
             visible.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.link(newest, tmp)

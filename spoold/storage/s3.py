@@ -28,8 +28,9 @@ import botocore.exceptions
 from botocore.config import Config
 
 from spoold.errors import FileExists
+from spoold.hashing import hash_stream
 
-from .base import Doc, Page, Storage, StorageUnavailable, StoredObject, check_key, sha256_file
+from .base import Doc, Page, Storage, StorageUnavailable, StoredObject, check_key
 
 GENERATION_META = "spoold-generation"
 SHA256_META = "sha256"
@@ -192,7 +193,7 @@ class S3Storage(Storage):
             return str(declared)
         try:
             with self.open_read(key) as body:
-                return sha256_file(body)
+                return hash_stream(body, blake2=False).sha256
         except FileNotFoundError:
             return None
 

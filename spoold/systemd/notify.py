@@ -30,6 +30,9 @@ from twisted.internet import defer, task
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from spoold.spool.folders import STATUS_FOLDERS
+from spoold.threads import Run
+
 log = Logger(namespace="spoold.systemd.notify")
 
 __all__ = ["Notifier", "SystemdService", "status_line"]
@@ -37,7 +40,6 @@ __all__ = ["Notifier", "SystemdService", "status_line"]
 _KEY = re.compile(r"[A-Z][A-Z0-9_]*\Z")
 
 #: Queue folders worth a glance in ``systemctl status``, in pipeline order.
-_STATUS_FOLDERS = ("incoming", "new", "cur", "deferred", "failed")
 
 
 def _monotonic_usec() -> int:
@@ -159,10 +161,9 @@ class Notifier:
 
 def status_line(counts: Mapping[str, int]) -> str:
     """Queue depths as one ``STATUS=`` line, e.g. ``new 3, cur 1, deferred 0, failed 2``."""
-    return ", ".join(f"{name} {counts[name]}" for name in _STATUS_FOLDERS if name in counts)
+    return ", ".join(f"{name} {counts[name]}" for name in STATUS_FOLDERS if name in counts)
 
 
-Run = Callable[..., Deferred]
 
 
 class SystemdService(Service):

@@ -26,6 +26,7 @@ from twisted.web.server import Request
 
 from spoold.spool.outcome import Outcome
 from spoold.storage.base import Page, StoredObject
+from spoold.threads import Run
 
 __all__ = [
     "LeafResource",
@@ -39,8 +40,6 @@ __all__ = [
     "send_text",
 ]
 
-#: Run a blocking callable off the reactor thread: ``run(f, *args) -> Deferred[f's result]``.
-Run = Callable[..., Deferred[Any]]
 
 
 class StorageReader(Protocol):

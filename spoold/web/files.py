@@ -32,6 +32,7 @@ from zope.interface import implementer
 
 from spoold.errors import Transient
 from spoold.storage.base import InvalidKey, check_key
+from spoold.storage.keys import file_key
 from spoold.web import LeafResource, Run, StorageReader, decode_segments, finish_text, is_gone, send_text
 from spoold.web.simple import etag_matches, is_project_name
 
@@ -124,7 +125,7 @@ class FilesResource(LeafResource):
         ):
             return send_text(request, 404, "Not found")
         try:
-            key = check_key(f"packages/{project}/{filename}")
+            key = check_key(file_key(project, filename))
         except InvalidKey:
             return send_text(request, 404, "Not found")
         d = self.run(self._locate, key)

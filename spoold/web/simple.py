@@ -28,6 +28,7 @@ from spoold.index.pages import render_root_html, render_root_json
 from spoold.index.manifest import RootIndex
 from spoold.http.negotiation import Choice, Format, NotAcceptable, choose
 from spoold.storage.base import Page
+from spoold.storage.keys import project_page_keys, root_page_keys
 from spoold.http.pagecache import PageCache
 from spoold.web import LeafResource, Run, StorageReader, decode_segments, finish_text, is_gone, send_text
 
@@ -42,7 +43,6 @@ _EMPTY_ROOT = {
     Format.HTML: render_root_html(RootIndex()),
     Format.JSON: render_root_json(RootIndex()),
 }
-_SUFFIX = {Format.HTML: "index.html", Format.JSON: "index.v1.json"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +94,7 @@ class SimpleResource(LeafResource):
         if segments == []:  # /simple
             return self._redirect(request, "simple/")
         if segments == [""]:
-            return self._serve(request, "simple/", None)
+            return self._serve(request, None)
         if len(segments) > 2 or (len(segments) == 2 and segments[1] != ""):
             return send_text(request, 404, "Not found")
         name = segments[0]
@@ -105,7 +105,7 @@ class SimpleResource(LeafResource):
             return self._redirect(request, f"{project}/")
         if project != name:
             return self._redirect(request, f"../{project}/")
-        return self._serve(request, f"simple/{project}/", project)
+        return self._serve(request, project)
 
     def _redirect(self, request: Request, location: str) -> bytes:
         body = send_text(request, 301, f"Moved to {location}", headers=[
@@ -114,7 +114,7 @@ class SimpleResource(LeafResource):
         ])
         return body
 
-    def _serve(self, request: Request, prefix: str, project: str | None) -> bytes | int:
+    def _serve(self, request: Request, project: str | None) -> bytes | int:
         fmt = request.args.get(b"format")
         choice = choose(
             _header(request, b"accept"),
@@ -122,7 +122,8 @@ class SimpleResource(LeafResource):
         )
         if isinstance(choice, NotAcceptable):
             return send_text(request, 406, choice.message)
-        key = prefix + _SUFFIX[choice.format]
+        html, json = root_page_keys() if project is None else project_page_keys(project)
+        key = html if choice.format is Format.HTML else json
         if self.cache is not None:
             cached = self.cache.get(key)
             if cached is not None:

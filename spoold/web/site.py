@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from twisted.web.http import HTTPChannel
@@ -40,6 +39,7 @@ from spoold.access.htpasswd import Htpasswd
 from spoold.config import Settings
 from spoold.metrics import Metrics
 from spoold.spool.queue import Spool
+from spoold.threads import pool_runner
 from spoold.web import LeafResource, Run, StorageReader, Waiter, reason_phrase, send_text
 from spoold.web.files import FilesPolicy, FilesResource
 from spoold.web.health import HealthResource, MetricsResource
@@ -396,17 +396,11 @@ def build_site(
     if run is None:
         if threadpool is None:
             raise ValueError("build_site needs a threadpool or a run callable")
-        pool = threadpool
-
-        def run(f: Any, *args: Any, **kwargs: Any) -> Any:
-            return deferToThreadPool(reactor, pool, f, *args, **kwargs)
+        run = pool_runner(reactor, threadpool)
 
     auth_run: Run | None = None
     if auth_threadpool is not None:
-        auth_pool = auth_threadpool
-
-        def auth_run(f: Any, *args: Any, **kwargs: Any) -> Any:
-            return deferToThreadPool(reactor, auth_pool, f, *args, **kwargs)
+        auth_run = pool_runner(reactor, auth_threadpool)
 
     upload = UploadResource(
         spool=spool, waiter=waiter, auth=auth, run=run, reactor=reactor, metrics=metrics,

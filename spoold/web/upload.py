@@ -36,7 +36,8 @@ from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
 
 from spoold.access.htpasswd import Credentials, parse_basic
-from spoold.inspection.digests import DECLARED_FIELDS, Hasher, check_declared
+from spoold.hashing import Hasher
+from spoold.inspection.digests import DECLARED_FIELDS, check_declared
 from spoold.errors import Rejected, SpooldError, Transient
 from spoold.inspection.filenames import ParsedFilename, parse_filename
 from spoold.metrics import Metrics

@@ -26,6 +26,8 @@ from twisted.internet import defer, task
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from spoold.threads import Run
+
 from spoold.spool.names import ItemName
 from spoold.spool.outcome import Outcome, Result
 from spoold.worker.processing import Handled, outcome_from_record, process
@@ -34,7 +36,6 @@ from spoold.storage import Storage
 
 log = Logger(namespace="spoold.worker.service")
 
-Run = Callable[..., Deferred]
 
 
 class Watcher(Protocol):

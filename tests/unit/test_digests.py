@@ -8,15 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from spoold.inspection.digests import (
-    BackgroundHash,
-    DigestMismatch,
-    Digests,
-    Hasher,
-    check_declared,
-    hash_file,
-    hash_stream,
-)
+from spoold.hashing import BackgroundHash, Digests, Hasher, hash_file, hash_stream
+from spoold.inspection.digests import DigestMismatch, check_declared
 
 DATA = bytes(range(256)) * 10_000 + b"tail"
 
@@ -97,3 +90,11 @@ def test_malformed_declared_digest(value: str) -> None:
 def test_declared_md5_needs_computed_md5() -> None:
     with pytest.raises(ValueError, match="md5"):
         check_declared(expected(md5=False), {"md5_digest": "0" * 32})
+
+
+def test_sha256_alone_skips_blake2(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    path.write_bytes(DATA)
+    digests = hash_file(path, blake2=False)
+    assert digests.sha256 == expected().sha256
+    assert digests.blake2_256 is None and digests.size == len(DATA)

@@ -8,7 +8,7 @@ from spoold.spool import names
 
 from spoold.errors import InvalidFilename
 from spoold.spool.names import (
-    MAX_FILENAME_BYTES,
+    MAX_FILENAME_LENGTH,
     ItemName,
     Owner,
     check_filename,
@@ -51,8 +51,8 @@ def test_longest_name_fits_in_255_bytes(monkeypatch):
     monkeypatch.setattr(names, "_counter", itertools.count(2**32 - 1))
     uid = new_uid(now=9_999_999_999.999999, pid=4_194_304, host="h" * 40)
     owner = Owner(host_tag("x" * 40), 4_194_304, 10**12 - 1)
-    name = ItemName("f" * MAX_FILENAME_BYTES, uid=uid, attempts=99, defers=999, owner=owner)
-    deferred = ItemName("f" * MAX_FILENAME_BYTES, uid=uid, attempts=99, defers=999, due=10**11)
+    name = ItemName("f" * MAX_FILENAME_LENGTH, uid=uid, attempts=99, defers=999, owner=owner)
+    deferred = ItemName("f" * MAX_FILENAME_LENGTH, uid=uid, attempts=99, defers=999, due=10**11)
     assert len(str(name).encode()) <= 255
     assert len(str(deferred).encode()) <= 255
     assert ItemName.parse(str(name)) == name
@@ -69,8 +69,11 @@ def test_longest_name_fits_in_255_bytes(monkeypatch):
         ("x\n-1.0.tar.gz", "control"),
         (".hidden-1.0.tar.gz", "dot"),
         ("..", "dot"),
-        ("a" * (MAX_FILENAME_BYTES + 1), "at most"),
-        ("caf\udce9-1.0.tar.gz", "UTF-8"),
+        ("a" * (MAX_FILENAME_LENGTH + 1), "at most"),
+        ("caf\udce9-1.0.tar.gz", "non-ASCII"),
+        ("caf\u00e9-1.0.tar.gz", "non-ASCII"),
+        ("a b-1.0.tar.gz", "whitespace"),
+        ("a..b-1.0.tar.gz", "'..'"),
     ],
 )
 def test_unsafe_filenames_are_refused_with_the_reason(filename, why):

@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from spoold.index.pages import render_project_html, render_root_html  # noqa: E402
+from spoold.index.pages import render_project_html, render_project_json, render_root_html, render_root_json  # noqa: E402
 from spoold.index.manifest import FileEntry, Manifest, RootIndex  # noqa: E402
 from spoold.index.publish import publish  # noqa: E402
 from spoold.storage.keys import ROOT_HTML, ROOT_JSON  # noqa: E402
@@ -82,7 +82,7 @@ def build_store(storage: Storage, projects: int, files_per_project: int = 1) -> 
     # Render one project and substitute the name (all names have the same shape), so
     # building 50,000 projects takes seconds.
     template = manifest_with(project_name(0), files_per_project)
-    json_page, html_page = template.to_json(), render_project_html(template)
+    json_page, html_page = render_project_json(template), render_project_html(template)
     placeholder = [project_name(0), project_name(0).replace("-", "_")]
     for i in range(projects):
         name = project_name(i)
@@ -97,7 +97,7 @@ def build_store(storage: Storage, projects: int, files_per_project: int = 1) -> 
         write_direct(storage, f"simple/{name}/index.html", fill(html_page))
         entries[name] = name
     root = root.with_projects(entries).with_generation(1)
-    write_direct(storage, ROOT_JSON, root.to_json())
+    write_direct(storage, ROOT_JSON, render_root_json(root))
     write_direct(storage, ROOT_HTML, render_root_html(root))
 
 
@@ -191,7 +191,7 @@ def compare_project_sizes(
     storage = make("projects")
     for size in sizes:
         manifest = manifest_with(f"files-{size}", size)
-        write_direct(storage, f"simple/files-{size}/index.v1.json", manifest.to_json())
+        write_direct(storage, f"simple/files-{size}/index.v1.json", render_project_json(manifest))
         write_direct(storage, f"simple/files-{size}/index.html", render_project_html(manifest))
     rows = run_pair(
         f"project with {sizes[0]:,} files",

@@ -35,7 +35,7 @@ from bench_publish import build_store, project_name  # noqa: E402
 from testlib.distbuild import write_wheel  # noqa: E402
 
 from spoold.inspection.inspect import inspect_file  # noqa: E402
-from spoold.index.publish import publish  # noqa: E402
+from spoold.index import publish  # noqa: E402
 from spoold.spool.queue import Spool  # noqa: E402
 from spoold.storage import open_storage  # noqa: E402
 

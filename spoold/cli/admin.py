@@ -16,15 +16,8 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from spoold.errors import ConfigError, SpooldError, Transient
-from spoold.index.publish import (
-    MetadataExtractor,
-    ReindexProgress,
-    extract_metadata,
-    reindex,
-    remove,
-    unyank,
-    yank,
-)
+from spoold.index import ReindexProgress, extract_metadata, reindex, remove, unyank, yank
+from spoold.index.reindex import MetadataExtractor
 from spoold.storage import Storage, open_storage
 
 __all__ = ["reindex_command", "remove_command", "unyank_command", "yank_command"]

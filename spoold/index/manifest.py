@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import bisect
 import functools
-import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -36,6 +35,7 @@ __all__ = [
     "Manifest",
     "RootEntry",
     "RootIndex",
+    "canonical_name",
     "format_time",
     "parse_time",
     "version_from_filename",
@@ -171,53 +171,6 @@ class Manifest:
         ordered = sorted(files, key=lambda e: (_version_key(e.version), e.filename))
         return replace(self, files=tuple(ordered))
 
-    # -- the stored form ---------------------------------------------------------------
-
-    def to_json(self) -> bytes:
-        from spoold.index.pages import render_project_json
-
-        return render_project_json(self)
-
-    @classmethod
-    def from_json(cls, data: bytes, *, where: str = "manifest") -> Manifest:
-        """Parse a stored PEP 691 project page back into a manifest."""
-        try:
-            doc = json.loads(data)
-            private = doc.get("_spoold", {})
-            project = canonicalize_name(doc["name"])
-            files = []
-            for item in doc["files"]:
-                filename = item["filename"]
-                yanked = item.get("yanked", False)
-                metadata = item.get("core-metadata") or item.get("dist-info-metadata")
-                files.append(
-                    FileEntry(
-                        filename=filename,
-                        version=version_from_filename(filename) or "0",
-                        size=int(item["size"]),
-                        sha256=item["hashes"]["sha256"],
-                        upload_time=parse_time(item["upload-time"]),
-                        metadata_sha256=metadata.get("sha256")
-                        if isinstance(metadata, dict)
-                        else None,
-                        requires_python=item.get("requires-python") or None,
-                        yanked=None
-                        if yanked is False
-                        else ("" if yanked is True else str(yanked)),
-                    )
-                )
-            return cls(
-                project=project,
-                name=str(private.get("name") or project),
-                generation=int(private.get("generation", 0)),
-                files=tuple(files),
-                listed=bool(private.get("listed", False)),
-            )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise CorruptManifest(
-                f"{where} cannot be read ({exc!r}); rebuild it with `spoold reindex`"
-            ) from exc
-
 
 @dataclass(frozen=True, slots=True)
 class RootEntry:
@@ -255,30 +208,12 @@ class RootIndex:
     def with_generation(self, generation: int) -> RootIndex:
         return replace(self, generation=generation)
 
-    def to_json(self) -> bytes:
-        from spoold.index.pages import render_root_json
-
-        return render_root_json(self)
-
-    @classmethod
-    def from_json(cls, data: bytes) -> RootIndex:
-        try:
-            doc = json.loads(data)
-            entries = tuple(
-                RootEntry(_canonical(p["name"]), str(p["name"])) for p in doc["projects"]
-            )
-            return cls(int(doc.get("_spoold", {}).get("generation", 0)), entries)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise CorruptManifest(
-                f"the root index cannot be read ({exc!r}); rebuild it with `spoold reindex`"
-            ) from exc
-
 
 def _project_of(entry: RootEntry) -> str:
     return entry.project
 
 
 @functools.lru_cache(maxsize=1 << 18)
-def _canonical(name: str) -> str:
+def canonical_name(name: str) -> str:
     """canonicalize_name, memoized: reading the root index normalizes every name in it."""
     return canonicalize_name(name)

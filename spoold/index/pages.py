@@ -1,6 +1,7 @@
-"""Rendering index pages: pure functions from a manifest to bytes.
+"""Index pages: pure functions from a manifest to bytes, and back from the stored JSON.
 
-The PEP 691 JSON page is the canonical form (it is also the stored manifest); the PEP 503
+The PEP 691 JSON page is the canonical form (it is also the stored manifest, so
+:func:`render_project_json` and :func:`parse_project_json` are inverses); the PEP 503
 HTML page is derived from the same manifest so the two always agree. Links are relative
 (``../../packages/<project>/<file>``) so the tree can be served from any URL prefix.
 Rendering is deterministic: two writers rendering one generation produce equal bytes.
@@ -17,11 +18,25 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
-from spoold.index.manifest import FileEntry, Manifest, RootIndex, format_time
+from packaging.utils import canonicalize_name
+
+from spoold.index.manifest import (
+    CorruptManifest,
+    FileEntry,
+    Manifest,
+    RootEntry,
+    RootIndex,
+    canonical_name,
+    format_time,
+    parse_time,
+    version_from_filename,
+)
 
 __all__ = [
     "API_VERSION",
     "file_url",
+    "parse_project_json",
+    "parse_root_json",
     "render_project_html",
     "render_project_json",
     "render_root_html",
@@ -135,3 +150,57 @@ def _root_link(project: str, name: str) -> str:
     """One line of the root page. Memoized: a new project re-renders the whole page, and
     escaping every name again is most of what that costs in a large index."""
     return f'<a href="{escape(quote(project, safe=""))}/">{escape(name)}</a>'
+
+
+# -- the stored form, read back ---------------------------------------------------------
+
+
+def parse_project_json(data: bytes, *, where: str = "manifest") -> Manifest:
+    """Parse a stored PEP 691 project page back into a manifest (the inverse of
+    :func:`render_project_json`); :class:`CorruptManifest` if it cannot be."""
+    try:
+        doc = json.loads(data)
+        private = doc.get("_spoold", {})
+        project = canonicalize_name(doc["name"])
+        files = []
+        for item in doc["files"]:
+            filename = item["filename"]
+            yanked = item.get("yanked", False)
+            metadata = item.get("core-metadata") or item.get("dist-info-metadata")
+            files.append(
+                FileEntry(
+                    filename=filename,
+                    version=version_from_filename(filename) or "0",
+                    size=int(item["size"]),
+                    sha256=item["hashes"]["sha256"],
+                    upload_time=parse_time(item["upload-time"]),
+                    metadata_sha256=metadata.get("sha256") if isinstance(metadata, dict) else None,
+                    requires_python=item.get("requires-python") or None,
+                    yanked=None if yanked is False else ("" if yanked is True else str(yanked)),
+                )
+            )
+        return Manifest(
+            project=project,
+            name=str(private.get("name") or project),
+            generation=int(private.get("generation", 0)),
+            files=tuple(files),
+            listed=bool(private.get("listed", False)),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CorruptManifest(
+            f"{where} cannot be read ({exc!r}); rebuild it with `spoold reindex`"
+        ) from exc
+
+
+def parse_root_json(data: bytes) -> RootIndex:
+    """Parse the stored root index (the inverse of :func:`render_root_json`)."""
+    try:
+        doc = json.loads(data)
+        entries = tuple(
+            RootEntry(canonical_name(p["name"]), str(p["name"])) for p in doc["projects"]
+        )
+        return RootIndex(int(doc.get("_spoold", {}).get("generation", 0)), entries)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CorruptManifest(
+            f"the root index cannot be read ({exc!r}); rebuild it with `spoold reindex`"
+        ) from exc

@@ -129,7 +129,7 @@ def publish_worker(storage_url: str, jobs: list[tuple[str, str]], start: object)
     """
     import tempfile
 
-    from spoold.index.publish import publish
+    from spoold.index import publish
     from spoold.storage import open_storage
 
     storage = open_storage(storage_url)

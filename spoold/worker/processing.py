@@ -17,7 +17,7 @@ from spoold.errors import Rejected, Transient
 from spoold.inspection.inspect import inspect_file
 from spoold.spool.names import ItemName
 from spoold.spool.outcome import Outcome, Result
-from spoold.index.publish import publish
+from spoold.index import publish
 from spoold.spool.queue import Claim, Spool
 from spoold.storage import Storage
 

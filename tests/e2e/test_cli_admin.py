@@ -10,7 +10,7 @@ from pathlib import Path
 from testlib.distbuild import write_wheel  # noqa: E402
 
 from spoold.inspection.inspect import inspect_file  # noqa: E402
-from spoold.index.publish import publish  # noqa: E402
+from spoold.index import publish  # noqa: E402
 from spoold.storage import open_storage  # noqa: E402
 
 

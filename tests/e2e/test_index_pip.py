@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from spoold.index.publish import publish, yank
+from spoold.index import publish, yank
 from spoold.storage.local import LocalStorage
 from spoold.testing.dists import make_distribution
 

@@ -33,7 +33,7 @@ from testlib.distbuild import metadata_text, write_wheel
 from testlib.nginxserver import SHIPPED, Nginx, free_port, nginx_binary, start_nginx
 from spoold.config import Settings
 from spoold.inspection.inspect import inspect_file
-from spoold.index.publish import publish
+from spoold.index import publish
 from spoold.storage.local import LocalStorage
 
 pytestmark = pytest.mark.skipif(

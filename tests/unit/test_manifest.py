@@ -6,11 +6,12 @@ import pytest
 from test_pages import entry, sample
 
 from spoold.index.manifest import CorruptManifest, Manifest, version_from_filename
+from spoold.index.pages import parse_project_json, render_project_json
 
 
 def test_round_trip_through_json() -> None:
     manifest = sample().with_listed()
-    assert Manifest.from_json(manifest.to_json()) == manifest
+    assert parse_project_json(render_project_json(manifest)) == manifest
 
 
 def test_unchanged_operations_return_the_same_object() -> None:
@@ -65,4 +66,4 @@ def test_version_from_filename(filename: str, version: str | None) -> None:
 @pytest.mark.parametrize("data", [b"", b"{}", b"[1]", b'{"name": "x", "files": [{}]}'])
 def test_corrupt_manifest_says_how_to_fix(data: bytes) -> None:
     with pytest.raises(CorruptManifest, match="spoold reindex"):
-        Manifest.from_json(data)
+        parse_project_json(data)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 
 from spoold.index.pages import (
+    parse_root_json,
     render_project_html,
     render_project_json,
     render_root_html,
@@ -175,7 +176,7 @@ def test_root_pages() -> None:
         ("a/", "A"),
         ("b-proj/", "B_Proj"),
     ]
-    assert RootIndex.from_json(render_root_json(root)) == root
+    assert parse_root_json(render_root_json(root)) == root
 
 
 def test_rendering_is_deterministic() -> None:

@@ -15,18 +15,9 @@ from testlib.s3server import moto_server, s3_url, second_handle, storage, storag
 from spoold.cli import admin
 from spoold.errors import FileExists
 from spoold.index.manifest import Manifest, RootIndex
-from spoold.index.publish import (
-    NotFound,
-    file_key,
-    metadata_key,
-    project_html_key,
-    project_json_key,
-    publish,
-    reindex,
-    remove,
-    unyank,
-    yank,
-)
+from spoold.index import NotFound, publish, reindex, remove, unyank, yank
+from spoold.index.pages import parse_project_json, parse_root_json
+from spoold.storage.keys import file_key, metadata_key, project_html_key, project_json_key
 from spoold.storage import Storage, open_storage
 from spoold.storage.local import LocalStorage
 from spoold.storage.s3 import S3Storage
@@ -37,7 +28,7 @@ from test_pages import parse_html_page
 def manifest_of(storage: Storage, project: str) -> Manifest:
     data = storage.read_bytes(project_json_key(project))
     assert data is not None, f"no visible manifest for {project}"
-    return Manifest.from_json(data)
+    return parse_project_json(data)
 
 
 def html_files(storage: Storage, project: str) -> set[str]:
@@ -49,7 +40,7 @@ def html_files(storage: Storage, project: str) -> set[str]:
 def root_projects(storage: Storage) -> set[str]:
     data = storage.read_bytes("simple/index.v1.json")
     assert data is not None
-    return {p.project for p in RootIndex.from_json(data).projects}
+    return {p.project for p in parse_root_json(data).projects}
 
 
 def assert_consistent(storage: Storage, project: str) -> Manifest:

@@ -1,0 +1,224 @@
+"""Rebuilding manifests and pages from the stored files (disaster recovery, adoption).
+
+The stored distributions are the truth; manifests and pages are derived from them, so a
+tree copied without its pages, a manifest lost to a crash or files put in place by hand
+are all repaired by reindexing. What only a manifest knows (upload times, yanks, the
+display name) is kept where the old manifest is still readable.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import hashlib
+import io
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from spoold.errors import Rejected
+from spoold.hashing import hash_stream
+from spoold.index.documents import (
+    NotFound,
+    normalize_project,
+    update_manifest,
+    update_root,
+    write_pages,
+)
+from spoold.index.manifest import FileEntry, Manifest, RootIndex, version_from_filename
+from spoold.inspection import inspect_file
+from spoold.storage.base import Storage
+from spoold.storage.keys import metadata_key, project_files_prefix, project_json_key
+
+__all__ = [
+    "MetadataExtractor",
+    "ReindexProgress",
+    "ReindexReport",
+    "extract_metadata",
+    "reindex",
+]
+
+#: ``(path, filename) -> core metadata bytes``; raises Rejected for a broken file.
+MetadataExtractor = Callable[[Path, str], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+
+
+class ReindexProgress:
+    done: int
+    total: int
+    project: str
+
+
+@dataclass(frozen=True, slots=True)
+
+
+class ReindexReport:
+    projects: int
+    files: int
+    metadata_extracted: int
+    problems: tuple[str, ...]
+
+def extract_metadata(path: Path, filename: str) -> bytes:
+    """Core metadata of a stored distribution adopted without ``.metadata``.
+
+    The file goes through the full inspection (archive limits, RECORD, metadata
+    validation), like any upload: a reindex never trusts a file more than an upload.
+    """
+    return bytes(inspect_file(path, filename).metadata)
+
+
+def _headers(metadata: bytes) -> dict[str, str]:
+    message = email.parser.BytesHeaderParser().parse(io.BytesIO(metadata))
+    return {k: str(message.get(k)) for k in ("Name", "Requires-Python") if message.get(k)}
+
+
+def _sha256_of(storage: Storage, key: str) -> str:
+    with storage.open_read(key) as stream:
+        return hash_stream(stream, blake2=False).sha256
+
+
+def _rebuild_entries(
+    storage: Storage,
+    project: str,
+    extract: MetadataExtractor,
+    problems: list[str],
+) -> tuple[list[FileEntry], str | None, int]:
+    """Entries for every distribution stored under ``packages/<project>/``."""
+    objects = {o.key.rsplit("/", 1)[-1]: o for o in storage.list_files(project_files_prefix(project))}
+    entries: list[FileEntry] = []
+    display_name: str | None = None
+    extracted = 0
+    for filename, obj in sorted(objects.items()):
+        if filename.endswith(".metadata"):
+            continue
+        version = version_from_filename(filename)
+        if version is None:
+            problems.append(f"{obj.key}: not a distribution filename, left out of the index")
+            continue
+        metadata = storage.read_bytes(metadata_key(project, filename))
+        if metadata is None:
+            try:
+                with tempfile.TemporaryDirectory() as tmp:
+                    local = storage.local_path(obj.key) or storage.fetch(
+                        obj.key, Path(tmp) / "dist"
+                    )
+                    metadata = extract(local, filename)
+                storage.put_file(
+                    metadata_key(project, filename), metadata, hashlib.sha256(metadata).hexdigest()
+                )
+                extracted += 1
+            except Rejected as exc:
+                problems.append(f"{obj.key}: listed without core metadata: {exc}")
+        headers = _headers(metadata) if metadata is not None else {}
+        display_name = display_name or headers.get("Name")
+        entries.append(
+            FileEntry(
+                filename=filename,
+                version=version,
+                size=obj.size,
+                sha256=_sha256_of(storage, obj.key),
+                upload_time=obj.modified,
+                metadata_sha256=hashlib.sha256(metadata).hexdigest() if metadata else None,
+                requires_python=headers.get("Requires-Python"),
+            )
+        )
+    return entries, display_name, extracted
+
+
+def _reindex_project(
+    storage: Storage, project: str, extract: MetadataExtractor, problems: list[str]
+) -> tuple[Manifest, int, int]:
+    entries, display_name, extracted = _rebuild_entries(storage, project, extract, problems)
+    if not entries and storage.read_doc(project_json_key(project)) is None:
+        raise NotFound(f"nothing is stored under {project_files_prefix(project)}")
+
+    def rebuild(current: Manifest | None) -> Manifest:
+        # Keep what only the manifest knows (upload time, yank state, display name).
+        base = current or Manifest.empty(project, display_name)
+        merged = []
+        for entry in entries:
+            old = base.file(entry.filename)
+            if old is not None and old.sha256 == entry.sha256:
+                entry = replace(entry, upload_time=old.upload_time, yanked=old.yanked)
+            merged.append(entry)
+        rebuilt = Manifest(
+            project=project,
+            name=base.name if current else (display_name or project),
+            generation=base.generation,
+            files=(),
+            listed=base.listed,
+        )
+        for entry in merged:
+            rebuilt = rebuilt.with_file(entry)
+        return current if current is not None and rebuilt == current else rebuilt
+
+    manifest, _, stored = update_manifest(storage, project, rebuild)
+    write_pages(storage, manifest, stored)
+    return manifest, len(entries), extracted
+
+
+def reindex(
+    storage: Storage,
+    projects: Iterable[str] | None = None,
+    *,
+    extract: MetadataExtractor = extract_metadata,
+    progress: Callable[[ReindexProgress], None] | None = None,
+) -> ReindexReport:
+    """Rebuild manifests and pages from the stored files (disaster recovery, adoption).
+
+    With no ``projects``, every folder under ``packages/`` is reindexed and the root
+    index is rebuilt to list exactly the projects that have files. Files without a
+    ``.metadata`` get one extracted with ``extract``. Yank states and upload times are
+    kept from the existing manifest where it is readable.
+    """
+    problems: list[str] = []
+    full = projects is None
+    if projects is None:
+        names = []
+        for folder in storage.list_dirs("packages/"):
+            if canonicalize_name(folder) != folder:
+                problems.append(
+                    f"packages/{folder}/: not a normalized project name; "
+                    f"move its files to packages/{canonicalize_name(folder)}/"
+                )
+                continue
+            names.append(folder)
+    else:
+        names = [normalize_project(p) for p in projects]
+    files = extracted = 0
+    listed: dict[str, str] = {}
+    for done, project in enumerate(names, 1):
+        try:
+            manifest, count, got = _reindex_project(storage, project, extract, problems)
+            files += count
+            extracted += got
+            if manifest.files:
+                listed[project] = manifest.name
+        except NotFound as exc:
+            problems.append(str(exc))
+        if progress is not None:
+            progress(ReindexProgress(done, len(names), project))
+
+    def new_root(root: RootIndex | None) -> RootIndex:
+        root = root or RootIndex()
+        if full:
+            return root.with_projects(listed)
+        for project, name in listed.items():
+            root = root.with_project(project, name)
+        return root
+
+    if full or listed:
+        update_root(storage, new_root)
+        for project in listed:
+
+            def mark(current: Manifest | None) -> Manifest:
+                return (current or Manifest.empty(project)).with_listed()
+
+            manifest, changed, stored = update_manifest(storage, project, mark)
+            if changed:
+                write_pages(storage, manifest, stored)
+    return ReindexReport(len(names), files, extracted, tuple(problems))

@@ -5,11 +5,17 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from spoold.spool.names import ItemName
+from spoold.spool.records import Reason
+
+__all__ = ["Outcome", "Result"]
+
 
 class Result(enum.Enum):
     PUBLISHED = "published"  # stored and in the index
     UNCHANGED = "unchanged"  # identical bytes were already published: success, no change
     REJECTED = "rejected"  # the item's own fault; see code and message
+    ERROR = "error"  # a bug in spoold; the item is kept (in cur/) and retried after a restart
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,4 +33,10 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.result is not Result.REJECTED
+        return self.result in (Result.PUBLISHED, Result.UNCHANGED)
+
+    @classmethod
+    def rejected(cls, name: ItemName, reason: Reason) -> Outcome:
+        """The outcome another process recorded in ``failed/``."""
+        return cls(str(name), name.filename, Result.REJECTED, code=reason.code,
+                   message=reason.error, http_status=reason.http_status)

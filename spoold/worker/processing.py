@@ -11,18 +11,14 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from spoold.errors import Rejected, Transient
-from spoold.inspection.inspect import inspect_file
-from spoold.spool.names import ItemName
-from spoold.spool.outcome import Outcome, Result
 from spoold.index import publish
-from spoold.spool.queue import Claim, Spool
+from spoold.inspection import inspect_file
+from spoold.spool import Claim, Outcome, Result, Spool
 from spoold.storage import Storage
 
-#: The upload form fields that carry declared digests (as twine sends them).
-DIGEST_FIELDS = ("sha256_digest", "md5_digest", "blake2_256_digest")
+__all__ = ["Handled", "process"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,18 +32,25 @@ class Handled:
     #: For deferrals: why, and when it will be retried (epoch seconds).
     deferred_reason: str = ""
     retry_at: float | None = None
-    #: For internal errors: the traceback, for the log (never shown to uploaders).
+    #: For bugs: the traceback, for the log (never shown to uploaders).
     traceback: str = ""
 
 
 def process(spool: Spool, storage: Storage, claim: Claim,
             clock: Callable[[], float] = time.monotonic) -> Handled:
-    """Inspect and publish a claimed item, then move it to its end state."""
+    """Inspect and publish a claimed item, then move it to its end state.
+
+    A bug in spoold (any exception that is neither the item's fault nor the
+    environment's) is not held against the item: the claim is left in ``cur/``, where the
+    reaper returns it to ``new/`` once this process is gone (a restart, after the fix is
+    deployed) or, from another host, once its lease runs out -- and the poison limit
+    fails it only if it keeps ending workers. The outcome says ``Result.ERROR`` so an
+    uploader hears at once, and the worker reports the bug in ``/health``.
+    """
     started = clock()
     item = str(claim.name)
-    declared = {k: str(claim.meta[k]) for k in DIGEST_FIELDS if claim.meta.get(k)}
     try:
-        dist = inspect_file(claim.payload, claim.filename, declared=declared)
+        dist = inspect_file(claim.payload, claim.filename, declared=claim.meta.declared)
         result = publish(storage, dist, claim.payload)
     except Rejected as e:
         spool.fail(claim, e.code, e.message, http_status=e.http_status)
@@ -59,10 +62,10 @@ def process(spool: Spool, storage: Storage, claim: Claim,
         retry_at = spool.defer(claim, str(e))
         return Handled(claim, None, clock() - started, deferred_reason=str(e) or type(e).__name__,
                        retry_at=retry_at)
-    except Exception as e:  # a bug in spoold: set the item aside, say so, keep serving
-        message = f"internal error while processing ({type(e).__name__}); the operator can see the log"
-        spool.fail(claim, "internal-error", message, http_status=500)
-        outcome = Outcome(item, claim.filename, Result.REJECTED, code="internal-error",
+    except Exception as e:  # a bug in spoold: keep the item, say so, keep serving
+        message = (f"internal error while processing ({type(e).__name__}); the file is kept "
+                   "and retried once the server restarts; the operator can see the log")
+        outcome = Outcome(item, claim.filename, Result.ERROR, code="internal-error",
                           message=message, http_status=500)
         return Handled(claim, outcome, clock() - started, traceback=traceback.format_exc())
     spool.finish(claim)
@@ -71,18 +74,3 @@ def process(spool: Spool, storage: Storage, claim: Claim,
         project=dist.project, version=dist.version,
     )
     return Handled(claim, outcome, clock() - started)
-
-
-def outcome_from_record(name: ItemName, where: str, reason: dict[str, Any] | None) -> Outcome:
-    """Rebuild an outcome from what another process left in ``done/`` or ``failed/``
-    (see :meth:`Spool.outcome_of`)."""
-    item = str(name)
-    if where == "done":
-        return Outcome(item, name.filename, Result.PUBLISHED)
-    reason = reason or {}
-    code = str(reason.get("code", "rejected"))
-    status = reason.get("http_status")
-    if not isinstance(status, int) or not 400 <= status <= 599:
-        status = 400  # a reason written by hand, or by an older spoold
-    return Outcome(item, name.filename, Result.REJECTED, code=code,
-                   message=str(reason.get("error", "rejected")), http_status=status)

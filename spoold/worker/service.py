@@ -30,7 +30,7 @@ from spoold.threads import Run
 
 from spoold.spool.names import ItemName
 from spoold.spool.outcome import Outcome, Result
-from spoold.worker.processing import Handled, outcome_from_record, process
+from spoold.worker.processing import Handled, process
 from spoold.spool.queue import Spool
 from spoold.storage import Storage
 
@@ -102,6 +102,10 @@ class Worker(Service):
         self.on_published: list[Callable[[str], None]] = []
         #: Fires once the first listing of new/ is done (the backlog is known): readiness.
         self.first_scan: Deferred = Deferred()
+        #: Items that hit a bug in spoold since start (kept in cur/), and the last one:
+        #: /health reports them as what they are, not as a storage problem.
+        self.bugs = 0
+        self.last_bug: str | None = None
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -261,6 +265,10 @@ class Worker(Service):
         if handled is None:
             return
         _log_handled(handled)
+        if handled.outcome is not None and handled.outcome.result is Result.ERROR:
+            self.bugs += 1
+            lines = handled.traceback.strip().splitlines()
+            self.last_bug = f"{handled.claim.filename}: {lines[-1] if lines else 'internal error'}"
         if handled.outcome is not None:
             if handled.outcome.ok:
                 self._published(handled.outcome.filename)
@@ -350,15 +358,15 @@ class Worker(Service):
         names = [name for name, _ in self._waiters.values()]
         self._polling = True
 
-        def look() -> list[tuple[ItemName, Any]]:
+        def look() -> list[tuple[ItemName, Outcome]]:
             return [(n, found) for n in names if (found := self.spool.outcome_of(n)) is not None]
 
-        def found(results: list[tuple[ItemName, Any]]) -> None:
+        def found(results: list[tuple[ItemName, Outcome]]) -> None:
             self._polling = False
-            for name, (where, reason) in results:
-                if where == "done":
+            for name, outcome in results:
+                if outcome.ok:
                     self._published(name.filename)  # before the uploader hears of it
-                self._resolve(name.uid, outcome_from_record(name, where, reason))
+                self._resolve(name.uid, outcome)
 
         def failed(failure: Any) -> None:
             self._polling = False
@@ -375,9 +383,10 @@ def _log_handled(handled: Handled) -> None:
         wait = (handled.retry_at or time.time()) - time.time()
         log.warn("deferred {filename} in {ms:.1f} ms: {reason} (retry in {wait:.0f} s)",
                  filename=filename, ms=ms, reason=handled.deferred_reason, wait=max(wait, 0))
+    elif outcome.result is Result.ERROR:
+        log.error("internal error on {filename} (kept in cur/, retried after a restart):\n{tb}",
+                  filename=filename, tb=handled.traceback)
     elif outcome.result is Result.REJECTED:
-        if handled.traceback:
-            log.error("internal error on {filename}:\n{tb}", filename=filename, tb=handled.traceback)
         log.warn("rejected {filename} in {ms:.1f} ms: [{code}] {message}",
                  filename=filename, ms=ms, code=outcome.code, message=outcome.message)
     else:

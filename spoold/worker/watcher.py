@@ -32,18 +32,37 @@ class _Handler(FileSystemEventHandler):
             self._call(self._hint, self._folder, name)
 
 
-def _no_move_pairing_delay() -> None:
-    """Stop watchdog holding every IN_MOVED_FROM for 0.5 s (to pair it with a MOVED_TO).
+def _observer() -> Any:
+    """An observer that hands every move over at once (Linux), else watchdog's default.
 
-    Its queue is first-in first-out, so each claim (a rename *out of* ``new/``) held back
-    every later event -- a new delivery included -- by up to half a second. spoold never
-    needs moves paired: it only wants to know that something arrived.
+    watchdog holds each IN_MOVED_FROM for half a second to pair it with an IN_MOVED_TO,
+    in a first-in first-out queue, so every claim (a rename *out of* ``new/``) held back
+    every later event -- a new delivery included -- by up to 0.5 s. spoold never needs
+    moves paired: it only wants to know that something arrived. watchdog has no public
+    setting for this, so :class:`_UnpairedEmitter` gives *its own* watches a grouper
+    without the delay; the class-wide default stays as it is for anyone else in the
+    process. ``tests/unit/test_watcher.py`` fails loudly if watchdog's internals move.
     """
     try:
+        from watchdog.observers.api import BaseObserver
+        from watchdog.observers.inotify import InotifyEmitter
         from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
-    except ImportError:  # not Linux, or a watchdog without the grouper
-        return
-    InotifyMoveEventGrouper.delay = 0.0
+    except ImportError:  # not Linux
+        return Observer()
+
+    class _ImmediateMoves(InotifyMoveEventGrouper):
+        delay = 0.0
+
+    class _UnpairedEmitter(InotifyEmitter):
+        def on_thread_start(self) -> None:
+            super().on_thread_start()
+            group = getattr(self, "_inotify", None)
+            if group is not None and hasattr(group, "_move_event_grouper"):
+                group._move_event_grouper = _ImmediateMoves()
+
+    # BaseObserver(emitter_class) is watchdog's documented way to pick an emitter; the
+    # emitters share watchdog's process-wide inotify reader.
+    return BaseObserver(_UnpairedEmitter)
 
 
 class FolderWatcher:
@@ -57,8 +76,7 @@ class FolderWatcher:
         self._observer: Any = None
 
     def start(self) -> None:
-        _no_move_pairing_delay()
-        observer = Observer()
+        observer = _observer()
         for name, path in self._folders.items():
             observer.schedule(_Handler(name, self._call, self._hint), str(path), recursive=False)
         observer.daemon = True

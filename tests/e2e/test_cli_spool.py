@@ -14,6 +14,7 @@ from testlib.distbuild import write_wheel  # noqa: E402
 
 from spoold.spool.names import ItemName  # noqa: E402
 from spoold.spool.queue import Spool  # noqa: E402
+from testlib.spoolwork import claim_next
 
 
 def spoold(*args: str | bytes, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -85,8 +86,8 @@ def test_status_survives_hostile_names_on_disk(spool):
     for raw in [b"caf\xe9-1.0.tar.gz", b"line\nbreak.whl"]:
         with open(os.path.join(os.fsencode(spool.new), raw), "wb") as f:
             f.write(b"x")
-    Spool(spool.root).claim_next()
-    Spool(spool.root).claim_next()
+    claim_next(Spool(spool.root))
+    claim_next(Spool(spool.root))
     result = spoold("status", "--spool", str(spool.root), "--json")
     assert result.returncode == 0
     data = json.loads(result.stdout)

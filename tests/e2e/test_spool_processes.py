@@ -16,6 +16,7 @@ import pytest
 
 from spoold.spool.names import ItemName
 from spoold.spool.queue import Spool, SpoolPolicy
+from testlib.spoolwork import claim_next
 
 mp = multiprocessing.get_context("fork")
 POLICY = SpoolPolicy(max_attempts=1000)
@@ -31,7 +32,7 @@ def claimer(root: str, log: str, go) -> None:
     go.wait()
     with open(log, "a") as out:
         while names := spool.pending():
-            while (claim := spool.claim_next(names)) is not None:
+            while (claim := claim_next(spool, names)) is not None:
                 out.write(claim.name.uid + "\n")
                 out.flush()
                 assert spool.finish(claim)
@@ -65,7 +66,7 @@ def crashy_worker(root: str, log: str) -> None:
     with open(log, "a") as out:
         while True:
             spool.reap()
-            claim = spool.claim_next()
+            claim = claim_next(spool)
             if claim is None:
                 if not spool.pending() and not os.listdir(spool.cur):
                     return

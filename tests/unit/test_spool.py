@@ -12,6 +12,8 @@ from conftest import FakeClock
 from spoold.errors import ConfigError, InvalidFilename
 from spoold.spool.names import ItemName, Owner
 from spoold.spool.queue import Spool, SpoolPolicy
+from spoold.spool.records import ItemMeta
+from testlib.spoolwork import claim_next
 
 
 @pytest.fixture
@@ -63,11 +65,14 @@ def test_two_deliveries_of_one_filename_never_collide(spool):
 
 
 def test_delivery_with_meta_is_a_directory_item(spool):
-    meta = {"sha256_digest": "ab" * 32, "uploader": "alice"}
+    meta = ItemMeta(sha256_digest="ab" * 32, uploader="alice", via="upload")
     item = spool.deliver_bytes(b"payload", "foo-1.0.tar.gz", meta)
+    assert json.loads((spool.new / item / "meta.json").read_text()) == {
+        "sha256_digest": "ab" * 32, "uploader": "alice", "via": "upload"}
     claim = spool.claim(item)
     assert claim.payload.read_bytes() == b"payload"
     assert claim.meta == meta
+    assert claim.meta.declared == {"sha256_digest": "ab" * 32}
     assert claim.filename == "foo-1.0.tar.gz"
 
 
@@ -134,7 +139,7 @@ def test_claim_is_a_rename_into_cur_and_only_one_wins(spool):
 
 def test_claim_of_a_plain_rsynced_file_gives_it_a_unique_name(spool):
     (spool.new / "foo-1.0.tar.gz").write_bytes(b"x")
-    claim = spool.claim_next()
+    claim = claim_next(spool)
     assert claim.name.uid is not None and claim.filename == "foo-1.0.tar.gz"
 
 
@@ -143,7 +148,7 @@ def test_pending_never_offers_dotfiles_or_partials(spool):
         (spool.new / name).write_bytes(b"x")
     assert spool.pending() == []
     assert spool.claim(".foo-1.0.tar.gz.Xy12Ab") is None
-    assert spool.claim_next() is None
+    assert claim_next(spool) is None
 
 
 def test_finish_moves_to_done(spool):
@@ -157,7 +162,7 @@ def test_finish_moves_to_done(spool):
 
 def test_fail_records_a_machine_readable_reason(spool, clock):
     spool = Spool(spool.root, clock=clock)
-    claim = spool.claim(spool.deliver_bytes(b"x", "foo-1.0.tar.gz", {"uploader": "bob"}))
+    claim = spool.claim(spool.deliver_bytes(b"x", "foo-1.0.tar.gz", ItemMeta(uploader="bob")))
     spool.fail(claim, "invalid-archive", "not a gzip file")
     status = spool.status()
     assert status.counts["failed"] == 1 and status.counts["cur"] == 0
@@ -219,9 +224,9 @@ def test_item_that_keeps_killing_workers_is_failed(tmp_path, clock):
     dead = Spool(spool.root, owner=Owner(spool.owner.host, 2**22 + 9, 1))
     spool.deliver_bytes(b"x", "foo-1.0.tar.gz")
     for _ in range(2):
-        dead.claim_next()
+        claim_next(dead)
         assert spool.reap() == (1, 0)
-    dead.claim_next()
+    claim_next(dead)
     assert spool.reap() == (0, 1)
     (failure,) = spool.status().failures
     assert failure.code == "worker-crash" and "3 workers" in failure.error
@@ -271,7 +276,7 @@ def test_hostile_entries_in_new_are_failed_not_followed(spool, tmp_path, kind):
         target.mkdir()
         (target / "data").symlink_to(secret)
         (target / "meta.json").write_text("{}")
-    assert spool.claim_next() is None
+    assert claim_next(spool) is None
     (failure,) = spool.status().failures
     assert failure.code in {"not-a-file", "invalid-item"}
     assert secret.read_text() == "do not publish"
@@ -285,7 +290,7 @@ def test_hostile_plain_names_in_new_go_to_failed_with_reason(spool, raw):
     path = os.path.join(os.fsencode(spool.new), raw)
     with open(path, "wb") as f:
         f.write(b"x")
-    assert spool.claim_next() is None
+    assert claim_next(spool) is None
     status = spool.status()
     assert status.counts["new"] == 0 and status.counts["cur"] == 0
     (failure,) = status.failures

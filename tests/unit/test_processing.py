@@ -1,0 +1,114 @@
+"""The per-item decision (spoold.worker.processing): whose fault decides where an item goes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from spoold.errors import Transient
+from spoold.spool import ItemMeta, Result, Spool
+from spoold.spool.names import Owner, host_tag
+from spoold.storage.memory import MemoryStorage
+from spoold.testing.dists import build_wheel
+from spoold.worker.processing import process
+
+
+class BuggyStorage(MemoryStorage):
+    """Storage with a bug in it: an exception that is nobody's fault but spoold's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken = True
+
+    def put_file(self, key: str, source: bytes | Path, sha256: str) -> bool:
+        if self.broken:
+            raise KeyError("a bug")
+        return super().put_file(key, source, sha256)
+
+
+def names(spool: Spool, folder: str) -> list[str]:
+    return sorted(p.name for p in (spool.root / folder).iterdir())
+
+
+@pytest.fixture
+def wheel() -> tuple[str, bytes]:
+    filename, data, _ = build_wheel("demo", "1.0")
+    return filename, data
+
+
+def test_published_item_goes_to_done(spool: Spool, wheel: tuple[str, bytes]) -> None:
+    storage = MemoryStorage()
+    claim = spool.claim(spool.deliver_bytes(wheel[1], wheel[0]))
+    handled = process(spool, storage, claim)
+    assert handled.outcome is not None and handled.outcome.result is Result.PUBLISHED
+    assert len(names(spool, "done")) == 1 and names(spool, "cur") == []
+    assert f"packages/demo/{wheel[0]}" in storage.keys()
+
+
+def test_rejected_item_goes_to_failed_with_its_code(spool: Spool, wheel: tuple[str, bytes]) -> None:
+    meta = ItemMeta(sha256_digest="0" * 64)
+    claim = spool.claim(spool.deliver_bytes(wheel[1], wheel[0], meta))
+    handled = process(spool, MemoryStorage(), claim)
+    assert handled.outcome is not None and handled.outcome.result is Result.REJECTED
+    assert handled.outcome.code == "digest-mismatch" and handled.outcome.http_status == 400
+    (failure,) = spool.status().failures
+    assert failure.code == "digest-mismatch"
+
+
+def test_storage_outage_defers(spool: Spool, wheel: tuple[str, bytes]) -> None:
+    storage = MemoryStorage()
+    storage.down = "the bucket is unreachable"
+    claim = spool.claim(spool.deliver_bytes(wheel[1], wheel[0]))
+    handled = process(spool, storage, claim)
+    assert handled.outcome is None and "unreachable" in handled.deferred_reason
+    assert len(names(spool, "deferred")) == 1 and spool.status().failures == ()
+
+
+def test_a_bug_is_not_the_items_fault(tmp_path: Path, wheel: tuple[str, bytes]) -> None:
+    # A worker whose process is gone once it has hit the bug (a restart, after a fix).
+    root = tmp_path / "spool"
+    gone = Spool.create(root, owner=Owner(host_tag(), 2**22 + 7, 1))
+    storage = BuggyStorage()
+    claim = gone.claim(gone.deliver_bytes(wheel[1], wheel[0]))
+    handled = process(gone, storage, claim)
+    assert handled.outcome is not None and handled.outcome.result is Result.ERROR
+    assert handled.outcome.http_status == 500 and not handled.outcome.ok
+    assert "KeyError" in handled.traceback
+    # Not failed: still claimed in cur/, for the reaper.
+    assert names(gone, "failed") == [] and len(names(gone, "cur")) == 1
+    # The fixed release starts: the reaper returns it, and it is published.
+    fixed = Spool(root)
+    assert fixed.reap() == (1, 0)
+    storage.broken = False
+    (entry,) = fixed.pending()
+    handled = process(fixed, storage, fixed.claim(entry))
+    assert handled.outcome is not None and handled.outcome.result is Result.PUBLISHED
+
+
+def test_a_bug_that_keeps_ending_workers_is_set_aside(tmp_path: Path, wheel: tuple[str, bytes]) -> None:
+    root = tmp_path / "spool"
+    reaper = Spool.create(root)
+    reaper.deliver_bytes(wheel[1], wheel[0])
+    storage = BuggyStorage()
+    for attempt in range(reaper.policy.max_attempts):
+        dead = Spool(root, owner=Owner(reaper.owner.host, 2**22 + attempt, 1))
+        (entry,) = dead.pending()
+        assert process(dead, storage, dead.claim(entry)).outcome.result is Result.ERROR
+        reaped, poisoned = reaper.reap()
+        assert (reaped, poisoned) == ((1, 0) if attempt + 1 < reaper.policy.max_attempts else (0, 1))
+    (failure,) = reaper.status().failures
+    assert failure.code == "worker-crash"
+
+
+def test_transient_inside_inspection_defers(spool: Spool, monkeypatch: pytest.MonkeyPatch,
+                                            wheel: tuple[str, bytes]) -> None:
+    import spoold.worker.processing as processing
+
+    def unreadable(*args: object, **kwargs: object) -> None:
+        raise Transient("the disk went away")
+
+    monkeypatch.setattr(processing, "inspect_file", unreadable)
+    claim = spool.claim(spool.deliver_bytes(wheel[1], wheel[0]))
+    assert process(spool, MemoryStorage(), claim).outcome is None
+    assert len(names(spool, "deferred")) == 1

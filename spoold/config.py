@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,8 +59,54 @@ class Settings:
     drain_timeout: float = 30.0
 
 
+_NUMBER = (int, float)
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_type(key: str, value: Any, hint: Any) -> Any:
+    """``value`` as the type ``hint`` names, or :class:`ConfigError` naming the key."""
+    shown = f"setting {key} = {_describe(value)}"
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{shown}: expected true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{shown}: expected a whole number")
+        if value < 0:
+            raise ConfigError(f"{shown}: expected a number of 0 or more")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, _NUMBER):
+            raise ConfigError(f"{shown}: expected a number")
+        if value < 0:
+            raise ConfigError(f"{shown}: expected a number of 0 or more")
+        return float(value)
+    if hint == str or hint == (str | None):
+        if value is None and hint != str:
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(f"{shown}: expected a string")
+        return value
+    if hint == tuple[str, ...]:
+        if isinstance(value, str):
+            value = (value,)
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{shown}: expected a string or a list of strings")
+        return tuple(value)
+    raise AssertionError(f"no type check for setting {key} ({hint})")  # pragma: no cover
+
+
 def load(path: str | os.PathLike[str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
-    """Read the TOML file (if any) and apply ``overrides`` (flags that were given)."""
+    """Read the TOML file (if any) and apply ``overrides`` (flags that were given).
+
+    Every value is checked against the type of its :class:`Settings` field; an unknown
+    key or a value of the wrong type is a :class:`ConfigError` naming the key.
+    """
     values: dict[str, Any] = {}
     path = path or os.environ.get("SPOOLD_CONFIG") or None
     if path is not None:
@@ -77,14 +124,9 @@ def load(path: str | os.PathLike[str] | None = None, overrides: Mapping[str, Any
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    if isinstance(values.get("listen"), str):
-        values["listen"] = (values["listen"],)
-    if "listen" in values:
-        values["listen"] = tuple(values["listen"])
+    hints = typing.get_type_hints(Settings)
+    values = {key: _check_type(key, value, hints[key]) for key, value in values.items()}
     for key in ("spool", "storage", "htpasswd"):
         if isinstance(values.get(key), str) and not values[key].startswith("s3://"):
             values[key] = os.path.expanduser(values[key])
-    try:
-        return Settings(**values)
-    except TypeError as e:
-        raise ConfigError(f"bad settings: {e}") from None
+    return Settings(**values)

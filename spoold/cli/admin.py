@@ -15,7 +15,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from spoold.errors import ConfigError, SpooldError, Transient
+from spoold.cli import exits
+from spoold.cli.exits import ExitStatus
 from spoold.index import ReindexProgress, extract_metadata, reindex, remove, unyank, yank
 from spoold.index.reindex import MetadataExtractor
 from spoold.storage import Storage, open_storage
@@ -24,17 +25,7 @@ __all__ = ["reindex_command", "remove_command", "unyank_command", "yank_command"
 
 
 def _run(command: str, err: TextIO, action: Callable[[], int]) -> int:
-    try:
-        return action()
-    except ConfigError as exc:
-        print(f"spoold {command}: error: {exc}", file=err)
-        return 2
-    except Transient as exc:
-        print(f"spoold {command}: error: {exc} (nothing was lost; run it again)", file=err)
-        return 3
-    except SpooldError as exc:
-        print(f"spoold {command}: error: {exc}", file=err)
-        return 1
+    return exits.run(command, action, err)
 
 
 def _open(storage_url: str | Storage) -> Storage:
@@ -73,7 +64,7 @@ def reindex_command(
             f"extracted metadata for {report.metadata_extracted}",
             file=out,
         )
-        return 1 if projects and report.problems else 0
+        return ExitStatus.FAILED if projects and report.problems else ExitStatus.OK
 
     return _run("reindex", err, action)
 
@@ -96,7 +87,7 @@ def yank_command(
             print(f"yanked {', '.join(result.filenames)}", file=out)
         else:
             print(f"{target} was already yanked with that reason", file=out)
-        return 0
+        return ExitStatus.OK
 
     return _run("yank", err or sys.stderr, action)
 
@@ -118,7 +109,7 @@ def unyank_command(
             print(f"unyanked {', '.join(result.filenames)}", file=out)
         else:
             print(f"{target} was not yanked", file=out)
-        return 0
+        return ExitStatus.OK
 
     return _run("unyank", err or sys.stderr, action)
 
@@ -137,6 +128,6 @@ def remove_command(
     def action() -> int:
         remove(_open(storage_url), project, filename)
         print(f"removed {filename}", file=out)
-        return 0
+        return ExitStatus.OK
 
     return _run("remove", err or sys.stderr, action)

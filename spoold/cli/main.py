@@ -1,68 +1,20 @@
-"""The ``spoold`` command line: argument parsing and one-line errors, nothing else.
+"""The ``spoold`` command line: argument parsing and dispatch, nothing else.
 
-Each subcommand is a small function that turns parsed arguments into calls on the library;
-a :class:`~spoold.errors.SpooldError` becomes one line on stderr and exit status 1, never a
-traceback.
+Each subcommand is a small function in a module of its own (:mod:`~spoold.cli.spool_commands`,
+:mod:`~spoold.cli.users`, :mod:`~spoold.cli.admin`, :mod:`~spoold.cli.daemon`); every
+error becomes one line on stderr and the exit status of :mod:`spoold.cli.exits`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from spoold import __version__, config
-from spoold.errors import SpooldError
-from spoold.inspection.filenames import parse_filename
-from spoold.spool.names import display
-from spoold.spool.queue import Spool
-
-
-def _spool_path(args: argparse.Namespace) -> str:
-    return config.load(args.config, {"spool": args.spool}).spool
-
-
-def cmd_drop(args: argparse.Namespace) -> int:
-    """Deliver files into the spool: each appears in new/ whole or not at all."""
-    spool = Spool.open(_spool_path(args))
-    status = 0
-    for name in args.files:
-        path = Path(name)
-        try:
-            if not path.is_file():
-                raise SpooldError("not a regular file")
-            parse_filename(path.name)  # refuse what the worker would reject by name alone
-            item = spool.deliver_file(path)
-        except OSError as e:
-            print(f"spoold drop: {display(name)}: {e.strerror}", file=sys.stderr)
-            status = 1
-            continue
-        except SpooldError as e:
-            print(f"spoold drop: {display(name)}: {e}", file=sys.stderr)
-            status = 1
-            continue
-        if args.verbose:
-            print(item)
-    return status
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    """Queue depths and every failed item with its reason."""
-    status = Spool.open(_spool_path(args), writable=False).status()
-    if args.json:
-        json.dump(status.as_json(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return 0
-    for folder, count in status.counts.items():
-        print(f"{folder:<9} {count}")
-    if status.failures:
-        print("\nfailed:")
-        for failure in status.failures:
-            print(f"  {failure.filename}: [{failure.code}] {failure.error}")
-    return 0
+from spoold.cli import exits
+from spoold.cli.spool_commands import cmd_drop, cmd_status
+from spoold.cli.users import cmd_user_add
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -82,24 +34,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "listen": tuple(args.listen) if args.listen else None,
     })
     return daemon.run(settings, daemon.serve_extra(settings))
-
-
-def cmd_user_add(args: argparse.Namespace) -> int:
-    """Add (or change the password of) an uploader in the htpasswd file, bcrypt-hashed."""
-    from spoold.access import htpasswd as auth
-
-    path = config.load(args.config, {"htpasswd": args.htpasswd}).htpasswd
-    if path is None:
-        raise SpooldError("no htpasswd file: pass --htpasswd FILE (or set htpasswd in the config)")
-    auth.check_user_name(args.name)
-    password = (auth.password_from_stream(sys.stdin) if args.password_stdin
-                else auth.prompt_password(args.name))
-    if not password:
-        raise SpooldError("the password is empty")
-    new = auth.add_user(path, args.name, password)
-    print(f"{'added' if new else 'changed the password of'} {args.name} in {path}"
-          + ("; a running server picks it up on its own (or on SIGHUP)" if new else ""))
-    return 0
 
 
 def _storage_url(args: argparse.Namespace) -> str:
@@ -197,17 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except SpooldError as e:
-        print(f"spoold {args.command}: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        # Output piped into `head` and the like: not an error worth a traceback.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    return exits.run(args.command, lambda: args.func(args))
 
 
 if __name__ == "__main__":

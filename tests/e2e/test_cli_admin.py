@@ -51,5 +51,5 @@ def test_admin_mistakes_are_one_line_errors(tmp_path):
     result = spoold("yank", "--storage", str(root), "nothing", "1.0")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     result = spoold("remove", "--storage", "s3x://bucket", "demo", "x.whl")
-    assert result.returncode == 2 and "unsupported scheme" in result.stderr
+    assert result.returncode == 78 and "unsupported scheme" in result.stderr
     assert result.stderr.count("\n") == 1

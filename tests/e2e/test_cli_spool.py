@@ -47,7 +47,7 @@ def test_status_lists_failures_with_reasons(spool):
 @pytest.mark.parametrize("command", [["status"], ["status", "--json"], ["drop", "x-1.0.tar.gz"]])
 def test_missing_spool_is_one_line_not_a_traceback(tmp_path, command):
     result = spoold(*command, "--spool", str(tmp_path / "nope"))
-    assert result.returncode == 1
+    assert result.returncode == 78  # the configuration status (spoold.cli.exits)
     err = result.stderr.decode()
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "no spool at" in err
@@ -56,7 +56,7 @@ def test_missing_spool_is_one_line_not_a_traceback(tmp_path, command):
 def test_spool_that_is_a_file_is_one_line(tmp_path):
     (tmp_path / "file").write_text("")
     result = spoold("status", "--spool", str(tmp_path / "file"))
-    assert result.returncode == 1 and "Traceback" not in result.stderr.decode()
+    assert result.returncode == 78 and "Traceback" not in result.stderr.decode()
 
 
 @pytest.mark.parametrize("name", [
@@ -120,7 +120,7 @@ def test_unwritable_spool_is_one_line_not_a_traceback(spool, tmp_path):
     finally:
         make_writable(spool.new)
     err = result.stderr.decode()
-    assert result.returncode == 1
+    assert result.returncode == 78
     assert "not writable" in err and err.count("\n") == 1 and "Traceback" not in err
     # Reading it is still fine.
     assert spoold("status", "--spool", str(spool.root)).returncode == 0

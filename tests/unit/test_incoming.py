@@ -7,7 +7,6 @@ import hashlib
 import io
 import os
 import tarfile
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -16,14 +15,11 @@ from conftest import FakeClock
 from spoold.spool.incoming import IncomingPolicy, Verdict, decide, structural_problem
 from spoold.spool.names import ItemName
 from spoold.spool.queue import Spool, SpoolPolicy
+from spoold.testing.dists import wheel_members, zip_bytes
 
 
 def wheel_bytes() -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("demo-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")
-        zf.writestr("demo/__init__.py", "x = 1\n" * 2000)
-    return buf.getvalue()
+    return zip_bytes(wheel_members("demo", "1.0", files={"demo/__init__.py": b"x = 1\n" * 2000}))
 
 
 def sdist_bytes() -> bytes:

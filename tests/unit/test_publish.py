@@ -21,7 +21,8 @@ from spoold.storage.keys import file_key, metadata_key, project_html_key, projec
 from spoold.storage import Storage, open_storage
 from spoold.storage.local import LocalStorage
 from spoold.storage.s3 import S3Storage
-from spoold.testing.dists import Pause, make_distribution, publish_worker
+from spoold.testing.dists import Pause, make_distribution
+from testlib.publishers import publish_worker
 from test_pages import parse_html_page
 
 

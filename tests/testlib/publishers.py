@@ -1,0 +1,25 @@
+"""Child-process entry points for the concurrency tests (spawned by multiprocessing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from spoold.testing.dists import make_distribution
+
+
+def publish_worker(storage_url: str, jobs: list[tuple[str, str]], start: object) -> None:
+    """Child-process entry point for concurrency tests: publish ``(name, version)`` jobs.
+
+    ``start`` is a multiprocessing Event every child waits on, so all begin together.
+    """
+    import tempfile
+
+    from spoold.index import publish
+    from spoold.storage import open_storage
+
+    storage = open_storage(storage_url)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = [make_distribution(n, v, Path(tmp)) for n, v in jobs]
+        start.wait(60)  # type: ignore[attr-defined]
+        for dist, path in prepared:
+            publish(storage, dist, path)

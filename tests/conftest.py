@@ -5,19 +5,7 @@ from __future__ import annotations
 import pytest
 
 from spoold.spool.queue import Spool
-
-
-class FakeClock:
-    """A wall clock the test moves by hand (``clock()`` returns epoch seconds)."""
-
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from testlib.clock import FakeClock  # noqa: F401  (older tests import it from here)
 
 
 @pytest.fixture

@@ -77,6 +77,16 @@ class MemoryStorage(Storage):
             self.reads.append(key)
             return self._objects.get(key)
 
+    def another_client(self) -> MemoryStorage:
+        """A second client of the same store, as another process would have one: same
+        objects, its own ``checkpoint`` and ``down``."""
+        other = MemoryStorage(presign=self.presign, url=self.url)
+        other._objects = self._objects
+        other._lock = self._lock
+        other._etags = self._etags
+        other.reads = self.reads
+        return other
+
     def keys(self) -> list[str]:
         """Every stored key, sorted (for tests)."""
         with self._lock:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 from testlib.distbuild import write_wheel  # noqa: E402
 

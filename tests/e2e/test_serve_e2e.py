@@ -4,7 +4,6 @@ on local storage and on S3 (moto's HTTP server)."""
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
 import re
@@ -20,7 +19,7 @@ import pytest
 
 from testlib.distbuild import wheel_members, write_sdist, write_wheel, write_zip  # noqa: E402
 from testlib.s3server import storage_url  # noqa: E402,F401  (fixture: local and s3)
-from testlib.serveproc import Server  # noqa: E402
+from testlib.serveproc import post_file, Server  # noqa: E402
 
 from spoold.access.htpasswd import add_user  # noqa: E402
 
@@ -153,42 +152,6 @@ def test_a_300_mb_upload_stays_out_of_memory(tmp_path, storage_url, htpasswd):  
 def _b64(digest: bytes) -> str:
     import base64
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def post_file(url: str, path: Path, auth: tuple[str, str], *, name: str = "big",
-              version: str = "1.0") -> tuple[int, bytes]:
-    """POST a twine-style multipart form, streaming the file from disk."""
-    import base64
-    boundary = "spoold-test-boundary"
-    sha256 = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            sha256.update(chunk)
-    fields = {":action": "file_upload", "protocol_version": "1", "name": name, "version": version,
-              "filetype": "bdist_wheel", "pyversion": "py3", "metadata_version": "2.1",
-              "sha256_digest": sha256.hexdigest()}
-    head = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
-                   for k, v in fields.items())
-    head += (f'--{boundary}\r\nContent-Disposition: form-data; name="content"; filename="{path.name}"\r\n'
-             "Content-Type: application/octet-stream\r\n\r\n")
-    tail = f"\r\n--{boundary}--\r\n".encode()
-    size = len(head.encode()) + path.stat().st_size + len(tail)
-
-    def body():
-        yield head.encode()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                yield chunk
-        yield tail
-
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
-    token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-    conn.request("POST", parts.path, body=body(), headers={
-        "Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(size),
-        "Authorization": f"Basic {token}"})
-    response = conn.getresponse()
-    return response.status, response.read()
 
 
 def test_pages_cached_by_serve_follow_publishes_of_other_workers(tmp_path, htpasswd):

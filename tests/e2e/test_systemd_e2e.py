@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from testlib.distbuild import write_wheel  # noqa: E402
-from test_serve_e2e import post_file  # noqa: E402
+from testlib.serveproc import post_file  # noqa: E402
 
 from spoold.access.htpasswd import add_user  # noqa: E402
 

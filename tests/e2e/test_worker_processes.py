@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -151,9 +150,11 @@ def test_sigkilled_workers_lose_nothing(tmp_path):
     wheels = make_wheels(tmp_path / "dists", 500)
     config = write_config(tmp_path / "spoold.toml", spool, str(storage))
     rng = random.Random(5)
+    # The backlog is in place before the workers start, so the kills land while they work
+    # (dropping 500 files can take longer than processing them).
+    drop(spool, wheels)
     with Workers(tmp_path, config) as workers:
         workers.start(3)
-        drop(spool, wheels)
         kills = 0
         while count(spool / "done") < 400 and kills < 12:
             done_before = count(spool / "done")

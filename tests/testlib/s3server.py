@@ -23,6 +23,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 
 from spoold.storage import Storage
 from spoold.storage.local import LocalStorage
@@ -123,3 +124,14 @@ def second_handle(storage: Storage) -> Storage:
         return LocalStorage(storage.root)
     assert isinstance(storage, S3Storage)
     return S3Storage(storage.bucket, storage.prefix)
+
+
+def error_response(status: int, code: str) -> AWSResponse:
+    """An S3 error answer, for botocore's ``before-send`` hook (injecting faults)."""
+    body = f"<Error><Code>{code}</Code><Message>injected</Message></Error>".encode()
+
+    class Raw:
+        def stream(self, **kwargs: object) -> list[bytes]:
+            return [body]
+
+    return AWSResponse("http://injected", status, {"Content-Type": "application/xml"}, Raw())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import http.client
 import os
 import re
 import signal
@@ -9,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 _LISTENING = re.compile(rb"serving the index at (http://127\.0\.0\.1:\d+)/simple/")
 
@@ -71,3 +74,39 @@ class Server:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def post_file(url: str, path: Path, auth: tuple[str, str], *, name: str = "big",
+              version: str = "1.0") -> tuple[int, bytes]:
+    """POST a twine-style multipart form, streaming the file from disk."""
+    import base64
+    boundary = "spoold-test-boundary"
+    sha256 = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            sha256.update(chunk)
+    fields = {":action": "file_upload", "protocol_version": "1", "name": name, "version": version,
+              "filetype": "bdist_wheel", "pyversion": "py3", "metadata_version": "2.1",
+              "sha256_digest": sha256.hexdigest()}
+    head = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+                   for k, v in fields.items())
+    head += (f'--{boundary}\r\nContent-Disposition: form-data; name="content"; filename="{path.name}"\r\n'
+             "Content-Type: application/octet-stream\r\n\r\n")
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    size = len(head.encode()) + path.stat().st_size + len(tail)
+
+    def body():
+        yield head.encode()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                yield chunk
+        yield tail
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
+    token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    conn.request("POST", parts.path, body=body(), headers={
+        "Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(size),
+        "Authorization": f"Basic {token}"})
+    response = conn.getresponse()
+    return response.status, response.read()

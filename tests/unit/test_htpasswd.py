@@ -9,7 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import FakeClock
+from testlib.clock import FakeClock
 from passlib.hash import apr_md5_crypt, bcrypt, ldap_sha1, sha256_crypt, sha512_crypt
 
 from spoold.access.htpasswd import (

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FakeClock
+from testlib.clock import FakeClock
 from spoold.spool.incoming import IncomingPolicy, Verdict, decide, structural_problem
 from spoold.spool.names import ItemName
 from spoold.spool.queue import Spool, SpoolPolicy

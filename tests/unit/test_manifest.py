@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_pages import entry, sample
+from testlib.manifests import entry, sample
 
 from spoold.index.manifest import CorruptManifest, Manifest, version_from_filename
 from spoold.index.pages import parse_project_json, render_project_json

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from html.parser import HTMLParser
 
 from spoold.index.pages import (
     parse_root_json,
@@ -14,79 +11,10 @@ from spoold.index.pages import (
     render_root_html,
     render_root_json,
 )
-from spoold.index.manifest import FileEntry, Manifest, RootIndex
+from spoold.index.manifest import Manifest, RootIndex
+from testlib.manifests import META, SHA, entry, sample
+from testlib.pages import parse_html_page
 
-SHA = "a" * 64
-META = "b" * 64
-
-
-@dataclass
-class Link:
-    attrs: dict[str, str | None]
-    text: str = ""
-
-
-@dataclass
-class ParsedPage:
-    meta: dict[str, str | None] = field(default_factory=dict)
-    title: str = ""
-    links: list[Link] = field(default_factory=list)
-
-
-class _Parser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.page = ParsedPage()
-        self._in: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = dict(attrs)
-        if tag == "meta" and values.get("name"):
-            self.page.meta[str(values["name"])] = values.get("content")
-        elif tag == "a":
-            self.page.links.append(Link(values))
-        self._in = tag
-
-    def handle_endtag(self, tag: str) -> None:
-        self._in = None
-
-    def handle_data(self, data: str) -> None:
-        if self._in == "a":
-            self.page.links[-1].text += data
-        elif self._in == "title":
-            self.page.title += data
-
-
-def parse_html_page(data: bytes) -> ParsedPage:
-    """Parse a page the way a client would (html.parser, entities decoded)."""
-    parser = _Parser()
-    parser.feed(data.decode("utf-8"))
-    parser.close()
-    return parser.page
-
-
-def entry(filename: str, version: str, **kwargs: object) -> FileEntry:
-    values: dict[str, object] = {
-        "filename": filename,
-        "version": version,
-        "size": 123,
-        "sha256": SHA,
-        "upload_time": datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
-        "metadata_sha256": META,
-    }
-    values.update(kwargs)
-    return FileEntry(**values)  # type: ignore[arg-type]
-
-
-def sample() -> Manifest:
-    manifest = Manifest.empty("Sample", "Sample").with_generation(7)
-    for e in (
-        entry("sample-1.0.tar.gz", "1.0", requires_python=">=3.8,<4", metadata_sha256=None),
-        entry("sample-1.0-py3-none-any.whl", "1.0", yanked="broken"),
-        entry("sample-2.0+local-py3-none-any.whl", "2.0+local", yanked=""),
-    ):
-        manifest = manifest.with_file(e)
-    return manifest
 
 
 def test_json_page_fields() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FakeClock
+from testlib.clock import FakeClock
 from spoold.errors import ConfigError, InvalidFilename
 from spoold.spool.names import ItemName, Owner
 from spoold.spool.queue import Spool, SpoolPolicy

@@ -1,23 +1,24 @@
-"""The storage contract: one suite, run against the local and the S3 (moto) backend."""
+"""Storage: the contract (tests/testlib/storage_contract.py) on the in-memory and local
+backends, and what is particular to the local one. S3: tests/adapter/test_storage_s3.py."""
 
 from __future__ import annotations
 
 import hashlib
-import threading
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
-import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
-from botocore.config import Config
-from testlib.s3server import moto_server, s3_url, second_handle, storage, storage_url  # noqa: F401
 
-from spoold.errors import ConfigError, FileExists, Transient
-from spoold.storage import InvalidKey, Storage, StorageUnavailable, open_storage
+from spoold.errors import ConfigError, Transient
+from spoold.storage import Storage, StorageUnavailable, open_storage
 from spoold.storage.local import LocalStorage
 from spoold.storage.s3 import S3Storage
-from spoold.testing.dists import Pause
+from testlib.backends import make_storage
+from testlib.storage_contract import *  # noqa: F403  (the contract's tests run here)
+
+
+@pytest.fixture(params=["memory", "local"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    return make_storage(request.param, tmp_path)
 
 
 def sha(data: bytes) -> str:
@@ -33,7 +34,7 @@ def test_open_storage_paths(tmp_path: Path) -> None:
     assert isinstance(local, LocalStorage) and local.root == tmp_path / "x"
 
 
-def test_open_storage_s3(moto_server: str) -> None:
+def test_open_storage_s3() -> None:
     s3 = open_storage("s3://bucket/some/prefix/")
     assert isinstance(s3, S3Storage)
     assert (s3.bucket, s3.prefix) == ("bucket", "some/prefix/")
@@ -46,203 +47,6 @@ def test_open_storage_s3(moto_server: str) -> None:
 def test_open_storage_rejects(url: str) -> None:
     with pytest.raises(ConfigError):
         open_storage(url)
-
-
-# -- immutable files --------------------------------------------------------------------------
-
-
-def test_put_file_creates_then_noop_then_conflict(storage: Storage, tmp_path: Path) -> None:
-    source = tmp_path / "a.whl"
-    source.write_bytes(b"one")
-    assert storage.put_file("packages/a/a.whl", source, sha(b"one")) is True
-    assert storage.put_file("packages/a/a.whl", b"one", sha(b"one")) is False
-    with pytest.raises(FileExists, match="File already exists") as info:
-        storage.put_file("packages/a/a.whl", b"two", sha(b"two"))
-    assert info.value.http_status == 409
-    assert storage.read_bytes("packages/a/a.whl") == b"one"
-
-
-def test_put_file_concurrent_identical_writers(storage: Storage) -> None:
-    """Many threads storing the same bytes: one creates, all succeed, none conflicts."""
-    results: list[bool] = []
-    errors: list[BaseException] = []
-
-    def put() -> None:
-        try:
-            results.append(storage.put_file("packages/a/same.whl", b"same", sha(b"same")))
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=put) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    assert results.count(True) == 1 and len(results) == 8
-
-
-def test_read_stat_list_delete(storage: Storage) -> None:
-    assert storage.read_bytes("packages/a/missing") is None
-    assert storage.stat("packages/a/missing") is None
-    storage.put_file("packages/a/x.whl", b"xx", sha(b"xx"))
-    storage.put_file("packages/a/x.whl.metadata", b"m", sha(b"m"))
-    storage.put_file("packages/b/y.whl", b"y", sha(b"y"))
-    stat = storage.stat("packages/a/x.whl")
-    assert stat is not None and stat.size == 2 and stat.modified.tzinfo is not None
-    assert [o.key for o in storage.list_files("packages/a/")] == [
-        "packages/a/x.whl",
-        "packages/a/x.whl.metadata",
-    ]
-    assert sorted(storage.list_dirs("packages/")) == ["a", "b"]
-    with storage.open_read("packages/a/x.whl") as stream:
-        assert stream.read() == b"xx"
-    storage.delete("packages/a/x.whl")
-    storage.delete("packages/a/x.whl")  # missing is fine
-    assert storage.read_bytes("packages/a/x.whl") is None
-    with pytest.raises(FileNotFoundError):
-        storage.open_read("packages/a/x.whl").__enter__()
-
-
-@pytest.mark.parametrize("key", ["../x", "/abs", "a//b", "a/./b", "a/\x00"])
-def test_unsafe_keys_refused(storage: Storage, key: str) -> None:
-    with pytest.raises(InvalidKey):
-        storage.put_file(key, b"x", sha(b"x"))
-
-
-# -- documents ------------------------------------------------------------------------------
-
-
-def test_swap_doc_is_compare_and_swap(storage: Storage) -> None:
-    key = "simple/p/index.v1.json"
-    assert storage.read_doc(key) is None
-    assert storage.swap_doc(key, b"gen1", 1, None) is True
-    assert storage.swap_doc(key, b"other gen1", 1, None) is False  # lost the create
-    first = storage.read_doc(key)
-    assert first is not None and first.data == b"gen1"
-    assert storage.swap_doc(key, b"gen2", 2, first) is True
-    assert storage.swap_doc(key, b"stale gen2", 2, first) is False  # based on gen1: lost
-    now = storage.read_doc(key)
-    assert now is not None and now.data == b"gen2"
-    assert storage.read_bytes(key) == b"gen2"  # the visible copy follows
-    assert storage.generation_of(key) == 2
-
-
-def test_swap_doc_one_winner_among_threads(storage: Storage) -> None:
-    key = "simple/p/index.v1.json"
-    storage.swap_doc(key, b"base", 1, None)
-    base = storage.read_doc(key)
-    wins: list[int] = []
-    barrier = threading.Barrier(6)
-
-    def attempt(i: int) -> None:
-        handle = second_handle(storage)
-        barrier.wait()
-        if handle.swap_doc(key, f"writer {i}".encode(), 2, base):
-            wins.append(i)
-
-    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(wins) == 1
-    assert storage.read_bytes(key) == f"writer {wins[0]}".encode()
-
-
-def test_many_generations_are_pruned_and_still_readable(storage: Storage) -> None:
-    key = "simple/p/index.v1.json"
-    doc = None
-    for gen in range(1, 80):
-        assert storage.swap_doc(key, f"g{gen}".encode(), gen, doc)
-        doc = storage.read_doc(key)
-    assert doc is not None and doc.data == b"g79"
-    if isinstance(storage, LocalStorage):
-        history = storage.root / ".spoold/generations" / key
-        assert len(list(history.iterdir())) <= 32
-
-
-def test_local_stale_slot_after_pruning_is_lost(tmp_path: Path) -> None:
-    """A writer so slow that its generation was pruned must not win with it."""
-    storage = LocalStorage(tmp_path)
-    key = "simple/p/index.v1.json"
-    doc = None
-    for gen in range(1, 60):
-        storage.swap_doc(key, f"g{gen}".encode(), gen, doc)
-        doc = storage.read_doc(key)
-    assert not (storage.root / ".spoold/generations" / key / f"{2:020d}").exists()
-    assert storage.swap_doc(key, b"ancient", 2, None) is False
-    assert storage.read_bytes(key) == b"g59"
-    assert storage.read_doc(key).data == b"g59"  # type: ignore[union-attr]
-
-
-def test_local_writers_that_built_on_a_swap_do_not_make_it_lost(tmp_path: Path) -> None:
-    """Between our link and our check, others may already have built on our generation:
-    that is a win (reporting it lost would make publish say 'unchanged')."""
-    storage = LocalStorage(tmp_path)
-    key = "simple/p/index.v1.json"
-    storage.swap_doc(key, b"g1", 1, None)
-    other = LocalStorage(tmp_path)
-    # Simulate: after we link g2, two other writers add g3 and g4 before our check.
-    original = storage._link_generation
-
-    def link_then_others(k: str, data: bytes, generation: int) -> bool:
-        won = original(k, data, generation)
-        if won and generation == 2:
-            other.swap_doc(k, b"g3", 3, other.read_doc(k))
-            other.swap_doc(k, b"g4", 4, other.read_doc(k))
-        return won
-
-    storage._link_generation = link_then_others  # type: ignore[method-assign]
-    assert storage.swap_doc(key, b"g2", 2, storage.read_doc(key)) is True
-    assert storage.read_bytes(key) == b"g4"
-
-
-# -- pages ------------------------------------------------------------------------------------
-
-
-def test_put_page_only_moves_forward(storage: Storage) -> None:
-    key = "simple/p/index.html"
-    assert storage.put_page(key, b"five", 5) is True
-    assert storage.put_page(key, b"seven", 7) is True
-    assert storage.put_page(key, b"six", 6) is False
-    assert storage.put_page(key, b"seven", 7) is False
-    assert storage.read_bytes(key) == b"seven"
-    assert storage.generation_of(key) == 7
-
-
-def test_stale_page_writer_paused_after_its_check(storage: Storage) -> None:
-    """A writer that checked while the page was old and writes after a newer one landed
-    ends with the newer page (S3: its IfMatch fails; local: it repairs before returning)."""
-    key = "simple/p/index.html"
-    storage.put_page(key, b"five", 5)
-    slow = second_handle(storage)
-    pause = Pause("page-checked", key)
-    slow.checkpoint = pause
-    thread = threading.Thread(target=slow.put_page, args=(key, b"six", 6))
-    thread.start()
-    assert pause.reached.wait(10)
-    assert storage.put_page(key, b"seven", 7) is True
-    pause.release()
-    thread.join()
-    assert storage.read_bytes(key) == b"seven"
-    assert storage.generation_of(key) == 7
-
-
-def test_read_page_etag_changes_with_content(storage: Storage) -> None:
-    key = "simple/p/index.html"
-    assert storage.read_page(key) is None
-    storage.put_page(key, b"one", 1)
-    first = storage.read_page(key)
-    assert first is not None and first.data == b"one" and first.etag.startswith('"')
-    assert storage.read_page(key) == first
-    storage.put_page(key, b"two", 2)
-    second = storage.read_page(key)
-    assert second is not None and second.etag != first.etag
-
-
-def test_ping(storage: Storage) -> None:
-    storage.ping()
 
 
 # -- backend specifics ------------------------------------------------------------------------
@@ -273,93 +77,3 @@ def test_local_unwritable_root_is_transient(tmp_path: Path) -> None:
         storage.put_file("packages/a/a.whl", b"a", sha(b"a"))
     with pytest.raises(Transient):
         storage.ping()
-
-
-def test_s3_presigned_url(s3_url: str) -> None:
-    storage = open_storage(s3_url)
-    assert isinstance(storage, S3Storage)
-    storage.put_file("packages/a/a.whl", b"a", sha(b"a"))
-    url = storage.presigned_url("packages/a/a.whl", expires=120)
-    assert url is not None
-    query = parse_qs(urlsplit(url).query)
-    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
-    assert query["X-Amz-Expires"] == ["120"]
-    assert "/us-east-1/s3/aws4_request" in query["X-Amz-Credential"][0]
-    assert urlsplit(url).path.endswith("/index/packages/a/a.whl")
-    assert storage.local_path("packages/a/a.whl") is None
-
-
-def test_s3_conflict_detected_without_our_metadata(s3_url: str) -> None:
-    """An object put by another tool (no sha256 metadata) is compared by its bytes."""
-    storage = open_storage(s3_url)
-    assert isinstance(storage, S3Storage)
-    boto3.client("s3").put_object(Bucket=storage.bucket, Key="index/packages/a/a.whl", Body=b"a")
-    assert storage.put_file("packages/a/a.whl", b"a", sha(b"a")) is False
-    with pytest.raises(FileExists, match="File already exists"):
-        storage.put_file("packages/a/a.whl", b"b", sha(b"b"))
-
-
-def _error_response(status: int, code: str) -> AWSResponse:
-    body = f"<Error><Code>{code}</Code><Message>injected</Message></Error>".encode()
-
-    class Raw:
-        def stream(self, **kwargs: object) -> list[bytes]:
-            return [body]
-
-    return AWSResponse("http://injected", status, {"Content-Type": "application/xml"}, Raw())
-
-
-def test_s3_409_conditional_request_conflict_is_retried(s3_url: str) -> None:
-    storage = open_storage(s3_url)
-    assert isinstance(storage, S3Storage)
-    injected: list[str] = []
-
-    def conflict(request: object, **kwargs: object) -> AWSResponse | None:
-        if len(injected) < 2:
-            injected.append(getattr(request, "url", ""))
-            return _error_response(409, "ConditionalRequestConflict")
-        return None
-
-    storage.client.meta.events.register("before-send.s3.PutObject", conflict)
-    assert storage.put_file("packages/a/a.whl", b"a", sha(b"a")) is True
-    assert len(injected) == 2
-    assert storage.read_bytes("packages/a/a.whl") == b"a"
-
-
-def test_s3_throttling_and_5xx_are_transient(s3_url: str) -> None:
-    storage = open_storage(s3_url)
-    assert isinstance(storage, S3Storage)
-    fast = boto3.client(
-        "s3", config=Config(signature_version="s3v4", retries={"max_attempts": 1})
-    )
-    storage = S3Storage(storage.bucket, "index", client=fast)
-    fast.meta.events.register(
-        "before-send.s3.PutObject", lambda **kw: _error_response(503, "SlowDown")
-    )
-    with pytest.raises(StorageUnavailable, match="SlowDown"):
-        storage.put_file("packages/a/a.whl", b"a", sha(b"a"))
-
-
-def test_s3_unreachable_endpoint_is_transient() -> None:
-    client = boto3.client(
-        "s3",
-        endpoint_url="http://127.0.0.1:9",
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=Config(retries={"max_attempts": 1}, connect_timeout=2),
-    )
-    storage = S3Storage("bucket", "", client=client)
-    with pytest.raises(StorageUnavailable, match="reachable"):
-        storage.ping()
-    with pytest.raises(Transient):
-        storage.read_doc("simple/a/index.v1.json")
-
-
-def test_s3_missing_bucket_is_misconfigured(moto_server: str) -> None:
-    storage = open_storage("s3://no-such-bucket-here/x")
-    with pytest.raises(StorageUnavailable, match="bucket does not exist") as info:
-        storage.ping()  # HEAD has no body: the code is the status
-    with pytest.raises(StorageUnavailable, match="bucket does not exist") as info:
-        storage.put_file("packages/a/a.whl", b"a", sha(b"a"))
-    assert info.value.code == "storage-misconfigured"

@@ -1,0 +1,48 @@
+"""Many processes publishing into one storage at once (local and S3 on moto)."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from spoold.storage import open_storage
+from spoold.storage.keys import project_json_key
+from testlib.backends import storage_url as url_of
+from testlib.index_checks import assert_consistent, root_projects
+from testlib.publishers import publish_worker
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return url_of(request.param, tmp_path)
+
+
+@pytest.mark.slow
+def test_eight_processes_publish_300_files_into_3_projects(storage_url: str) -> None:
+    projects = ["alpha", "beta-project", "gamma"]
+    jobs = [(projects[i % 3], f"1.0.{i}") for i in range(300)]
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    workers = [
+        context.Process(target=publish_worker, args=(storage_url, jobs[w::8], start))
+        for w in range(8)
+    ]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(120)
+    assert [w.exitcode for w in workers] == [0] * 8
+
+    storage = open_storage(storage_url)
+    for project in projects:
+        manifest = assert_consistent(storage, project)
+        expected = {f"1.0.{i}" for i in range(300) if projects[i % 3] == project}
+        assert {e.version for e in manifest.files} == expected
+        assert manifest.listed
+        data = json.loads(storage.read_bytes(project_json_key(project)) or b"")
+        assert len(data["versions"]) == 100
+    assert root_projects(storage) == set(projects)

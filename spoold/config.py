@@ -59,9 +59,6 @@ class Settings:
     drain_timeout: float = 30.0
 
 
-_NUMBER = (int, float)
-
-
 def _describe(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -74,18 +71,13 @@ def _check_type(key: str, value: Any, hint: Any) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"{shown}: expected true or false")
         return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{shown}: expected a whole number")
+    if hint in (int, float):
+        accepted = int if hint is int else (int, float)
+        if isinstance(value, bool) or not isinstance(value, accepted):
+            raise ConfigError(f"{shown}: expected {'a whole number' if hint is int else 'a number'}")
         if value < 0:
             raise ConfigError(f"{shown}: expected a number of 0 or more")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, _NUMBER):
-            raise ConfigError(f"{shown}: expected a number")
-        if value < 0:
-            raise ConfigError(f"{shown}: expected a number of 0 or more")
-        return float(value)
+        return hint(value)
     if hint == str or hint == (str | None):
         if value is None and hint != str:
             return None

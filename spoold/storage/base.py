@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from spoold.errors import SpooldError, Transient
+from spoold.errors import FileExists, SpooldError, Transient
 
 __all__ = [
     "Checkpoint",
@@ -40,6 +40,7 @@ __all__ = [
     "StorageUnavailable",
     "StoredObject",
     "check_key",
+    "file_exists",
 ]
 
 #: A test hook called at points where another writer could interleave
@@ -101,6 +102,16 @@ def check_key(key: str) -> str:
     if not key or any(p in ("", ".", "..") or not _KEY_PART.match(p) for p in parts):
         raise InvalidKey(f"refusing unsafe storage key {key!r}")
     return key
+
+
+def file_exists(key: str, stored: str, uploaded: str) -> FileExists:
+    """The rejection of different bytes under a published name (the Warehouse rule)."""
+    name = key.rsplit("/", 1)[-1]
+    return FileExists(
+        f"File already exists: {name} is already published with different contents "
+        f"(stored sha256 {stored}, uploaded {uploaded}); published files are immutable, "
+        "upload a new version instead",
+    )
 
 
 def _no_checkpoint(event: str, key: str) -> None:

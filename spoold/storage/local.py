@@ -34,10 +34,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from spoold.durable import fsync_dir, temp_beside, write_atomic, write_temp
-from spoold.errors import FileExists
 from spoold.hashing import hash_file
 
-from .base import Doc, Page, Storage, StorageUnavailable, StoredObject, check_key
+from .base import Doc, Page, Storage, StorageUnavailable, StoredObject, check_key, file_exists
 
 HISTORY = ".spoold/generations"
 #: Generations kept per key; older ones are pruned once there are twice as many.
@@ -103,11 +102,7 @@ class LocalStorage(Storage):
         stored = hash_file(final, blake2=False).sha256
         if stored == sha256:
             return False
-        raise FileExists(
-            f"File already exists: {final.name} is already published with different "
-            f"contents (stored sha256 {stored}, uploaded {sha256}); published files are "
-            "immutable, upload a new version instead",
-        )
+        raise file_exists(str(final), stored, sha256)
 
     def replace_file(self, key: str, data: bytes) -> None:
         final = self._path(key)
@@ -145,28 +140,26 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise self._wrap(exc, f"delete {key}") from exc
 
-    def list_files(self, prefix: str) -> Iterator[StoredObject]:
+    def _scan(self, prefix: str) -> list[os.DirEntry[str]]:
+        """The visible entries of a folder, sorted; none if it does not exist."""
         folder = self.root / prefix.rstrip("/") if prefix else self.root
         try:
             entries = list(os.scandir(folder))
         except FileNotFoundError:
-            return
-        for entry in sorted(entries, key=lambda e: e.name):
-            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
-                continue
-            st = entry.stat(follow_symlinks=False)
-            yield StoredObject(
-                prefix + entry.name, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC)
-            )
+            return []
+        return sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
+
+    def list_files(self, prefix: str) -> Iterator[StoredObject]:
+        for entry in self._scan(prefix):
+            if entry.is_file(follow_symlinks=False):
+                st = entry.stat(follow_symlinks=False)
+                yield StoredObject(
+                    prefix + entry.name, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC)
+                )
 
     def list_dirs(self, prefix: str) -> Iterator[str]:
-        folder = self.root / prefix.rstrip("/") if prefix else self.root
-        try:
-            entries = list(os.scandir(folder))
-        except FileNotFoundError:
-            return
-        for entry in sorted(entries, key=lambda e: e.name):
-            if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+        for entry in self._scan(prefix):
+            if entry.is_dir(follow_symlinks=False):
                 yield entry.name
 
     # -- generations -------------------------------------------------------------------

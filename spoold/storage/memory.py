@@ -27,9 +27,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
 
-from spoold.errors import FileExists
-
-from .base import Doc, Page, Storage, StorageUnavailable, StoredObject, check_key
+from .base import Doc, Page, Storage, StorageUnavailable, StoredObject, check_key, file_exists
 
 __all__ = ["MemoryStorage"]
 
@@ -106,12 +104,7 @@ class MemoryStorage(Storage):
         stored = hashlib.sha256(existing.data).hexdigest()
         if stored == sha256:
             return False
-        name = key.rsplit("/", 1)[-1]
-        raise FileExists(
-            f"File already exists: {name} is already published with different contents "
-            f"(stored sha256 {stored}, uploaded {sha256}); published files are immutable, "
-            "upload a new version instead",
-        )
+        raise file_exists(key, stored, sha256)
 
     def replace_file(self, key: str, data: bytes) -> None:
         self._check()

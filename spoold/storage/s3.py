@@ -27,10 +27,9 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from spoold.errors import FileExists
 from spoold.hashing import hash_stream
 
-from .base import Doc, Page, Storage, StorageUnavailable, StoredObject, check_key
+from .base import Doc, Page, Storage, StorageUnavailable, StoredObject, check_key, file_exists
 
 GENERATION_META = "spoold-generation"
 SHA256_META = "sha256"
@@ -133,15 +132,26 @@ class S3Storage(Storage):
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             self._fail(exc, what)
 
-    def _head(self, key: str) -> dict[str, Any] | None:
+    def _unless_missing(self, call: Any, key: str, what: str) -> dict[str, Any] | None:
+        """``call(Bucket=..., Key=...)``; None when the key does not exist."""
         try:
-            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))  # type: ignore[no-any-return]
+            return call(Bucket=self.bucket, Key=self._key(key))  # type: ignore[no-any-return]
         except botocore.exceptions.ClientError as exc:
             if _missing(exc):
                 return None
-            self._fail(exc, f"inspect {key}")
+            self._fail(exc, f"{what} {key}")
         except botocore.exceptions.BotoCoreError as exc:
-            self._fail(exc, f"inspect {key}")
+            self._fail(exc, f"{what} {key}")
+
+    def _head(self, key: str) -> dict[str, Any] | None:
+        return self._unless_missing(self.client.head_object, key, "inspect")
+
+    def _get(self, key: str) -> dict[str, Any] | None:
+        return self._unless_missing(self.client.get_object, key, "read")
+
+    def _read_body(self, response: dict[str, Any], key: str) -> bytes:
+        with self._calling(f"read {key}"):
+            return response["Body"].read()  # type: ignore[no-any-return]
 
     # -- immutable files -------------------------------------------------------------
 
@@ -167,12 +177,7 @@ class S3Storage(Storage):
                 continue  # deleted in between: try to create it again
             if stored == sha256:
                 return False
-            name = key.rsplit("/", 1)[-1]
-            raise FileExists(
-                f"File already exists: {name} is already published with different "
-                f"contents (stored sha256 {stored}, uploaded {sha256}); published files "
-                "are immutable, upload a new version instead",
-            )
+            raise file_exists(key, stored, sha256)
         raise StorageUnavailable(f"S3 storage {self.url}: cannot store {key}: too many conflicts")
 
     def _put(self, key: str, body: bytes | BinaryIO, **kwargs: Any) -> dict[str, Any]:
@@ -202,26 +207,14 @@ class S3Storage(Storage):
             self._put(key, data)
 
     def read_bytes(self, key: str) -> bytes | None:
-        try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-            return response["Body"].read()  # type: ignore[no-any-return]
-        except botocore.exceptions.ClientError as exc:
-            if _missing(exc):
-                return None
-            self._fail(exc, f"read {key}")
-        except botocore.exceptions.BotoCoreError as exc:
-            self._fail(exc, f"read {key}")
+        response = self._get(key)
+        return self._read_body(response, key) if response is not None else None
 
     @contextmanager
     def _open(self, key: str) -> Iterator[BinaryIO]:
-        try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-        except botocore.exceptions.ClientError as exc:
-            if _missing(exc):
-                raise FileNotFoundError(key) from exc
-            self._fail(exc, f"read {key}")
-        except botocore.exceptions.BotoCoreError as exc:
-            self._fail(exc, f"read {key}")
+        response = self._get(key)
+        if response is None:
+            raise FileNotFoundError(key)
         body = response["Body"]
         try:
             yield body
@@ -266,15 +259,8 @@ class S3Storage(Storage):
     # -- documents and pages -------------------------------------------------------------
 
     def read_doc(self, key: str) -> Doc | None:
-        try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-            return Doc(response["Body"].read(), response["ETag"])
-        except botocore.exceptions.ClientError as exc:
-            if _missing(exc):
-                return None
-            self._fail(exc, f"read {key}")
-        except botocore.exceptions.BotoCoreError as exc:
-            self._fail(exc, f"read {key}")
+        response = self._get(key)
+        return Doc(self._read_body(response, key), response["ETag"]) if response is not None else None
 
     def _put_conditional(self, key: str, data: bytes, generation: int, etag: str | None) -> bool:
         condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}

@@ -16,6 +16,8 @@ import threading
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from spoold.safeopen import open_regular
+
 __all__ = [
     "CHUNK_SIZE",
     "BackgroundHash",
@@ -92,8 +94,11 @@ def hash_stream(
 
 
 def hash_file(path: str | os.PathLike[str], *, md5: bool = False, blake2: bool = True) -> Digests:
-    """Hash the file at *path* in one pass (unbuffered: the chunks are already large)."""
-    with open(path, "rb", buffering=0) as stream:
+    """Hash the file at *path* in one pass (unbuffered: the chunks are already large).
+
+    Only a regular file is hashed: a link or a FIFO put in its place raises
+    :class:`~spoold.safeopen.NotRegularFile` instead of being followed or blocking."""
+    with open_regular(path, buffering=0) as stream:
         # A small file needs no megabyte buffer (allocating it dominated tiny wheels).
         size = os.fstat(stream.fileno()).st_size
         chunk_size = min(CHUNK_SIZE, max(size + 1, 1 << 16))

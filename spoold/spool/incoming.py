@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spoold.hashing import hash_file
+from spoold.safeopen import open_regular, read_regular
 from spoold.spool.names import is_hidden_or_partial
 
 SIDECAR_SUFFIX = ".sha256"
@@ -59,10 +60,13 @@ def decide(path: Path, now: float, policy: IncomingPolicy = IncomingPolicy()) ->
     except FileNotFoundError:
         return Decision(Verdict.IGNORE)
     if not stat.S_ISREG(st.st_mode):
-        if stat.S_ISLNK(st.st_mode) and now - st.st_ctime >= policy.settle:
+        if stat.S_ISDIR(st.st_mode) or now - st.st_ctime < policy.settle:
+            return Decision(Verdict.IGNORE)
+        if stat.S_ISLNK(st.st_mode):
             # Taking a link would publish whatever it points at, with spoold's rights.
             return Decision(Verdict.FAIL, "not-a-file", "symbolic links are not accepted; copy the file itself")
-        return Decision(Verdict.IGNORE)
+        return Decision(Verdict.FAIL, "not-a-file",
+                        "only regular files are accepted (not FIFOs, devices or sockets); copy the file itself")
     quiet_for = now - max(st.st_mtime, st.st_ctime)
     settled = quiet_for >= policy.settle
     expired = quiet_for >= policy.expire
@@ -74,7 +78,10 @@ def decide(path: Path, now: float, policy: IncomingPolicy = IncomingPolicy()) ->
             if settled:
                 return Decision(Verdict.FAIL, "sidecar-invalid", f"{sidecar.name} is not in sha256sum format")
             return Decision(Verdict.WAIT)
-        actual = hash_file(path, blake2=False).sha256
+        try:
+            actual = hash_file(path, blake2=False).sha256
+        except OSError:  # replaced or removed since the lstat: look again next round
+            return Decision(Verdict.WAIT)
         if actual == expected:
             return Decision(Verdict.TAKE)
         if settled:
@@ -103,8 +110,7 @@ def decide(path: Path, now: float, policy: IncomingPolicy = IncomingPolicy()) ->
 def read_sidecar(sidecar: Path, name: str) -> str | None:
     """The sha256 a ``NAME.sha256`` file declares: None if absent, "" if unreadable."""
     try:
-        with open(sidecar, "rb") as f:
-            text = f.read(64 * 1024).decode("utf-8", "replace")
+        text = read_regular(sidecar, 64 * 1024)[: 64 * 1024].decode("utf-8", "replace")
     except FileNotFoundError:
         return None
     except OSError as e:
@@ -126,7 +132,7 @@ def structural_problem(path: Path) -> str | None:
     name = path.name.lower()
     if name.endswith((".whl", ".zip")):
         try:
-            with zipfile.ZipFile(path):
+            with open_regular(path) as f, zipfile.ZipFile(f):
                 return None
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
             return f"no complete zip directory: {e}"
@@ -138,7 +144,7 @@ def structural_problem(path: Path) -> str | None:
 def _gzip_problem(path: Path) -> str | None:
     decomp = zlib.decompressobj(wbits=31)
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             while chunk := f.read(_CHUNK):
                 data = chunk
                 while data:

@@ -14,14 +14,13 @@ bounded, never follows a link, never blocks on a FIFO, and a malformed record is
 from __future__ import annotations
 
 import json
-import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from spoold.durable import write_atomic
+from spoold.safeopen import NotRegularFile, read_regular
 
 __all__ = ["MAX_RECORD", "DIGEST_FIELDS", "ItemMeta", "Reason", "read_record", "write_record"]
 
@@ -132,16 +131,10 @@ def read_record(path: Path) -> object:
     Raises OSError when it cannot be opened (missing: FileNotFoundError) and ValueError
     when it is not a regular file of valid JSON no larger than :data:`MAX_RECORD`.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f"{path.name} is not a regular file")
-        if st.st_size > MAX_RECORD:
-            raise ValueError(f"{path.name} is larger than {MAX_RECORD} bytes")
-        raw = os.read(fd, MAX_RECORD + 1)
-    finally:
-        os.close(fd)
+        raw = read_regular(path, MAX_RECORD)
+    except NotRegularFile as exc:
+        raise ValueError(f"{path.name} is {exc.strerror}") from None
     if len(raw) > MAX_RECORD:
         raise ValueError(f"{path.name} is larger than {MAX_RECORD} bytes")
     return json.loads(raw)

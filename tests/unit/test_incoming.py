@@ -182,3 +182,41 @@ def test_structural_problem_accepts_complete_archives(tmp_path):
     assert structural_problem(tmp_path / "b.tar.gz") is None
     (tmp_path / "c.tar.gz").write_bytes(b"\x1f\x8b\x08garbage")
     assert "gzip" in structural_problem(tmp_path / "c.tar.gz")
+
+
+def test_a_fifo_never_blocks_housekeeping(spool, clock):
+    """A spool-group user can put a FIFO anywhere spoold reads: as the file, as its
+    sidecar, as a meta.json. Opening one without O_NONBLOCK would hang housekeeping (and
+    SIGTERM) forever; each is refused instead. A hang fails the test by pytest-timeout."""
+    os.mkfifo(spool.incoming / "fifo-1.0.tar.gz")
+    put(spool, "demo-1.0.tar.gz", sdist_bytes(), 0, clock)
+    os.mkfifo(spool.incoming / "demo-1.0.tar.gz.sha256")
+    quiet(clock, 31)
+    taken, failed = spool.take_incoming()
+    status = spool.status()
+    assert sorted(f.code for f in status.failures) == ["not-a-file", "sidecar-invalid"]
+    assert (taken, failed) == (0, 2) and status.counts["incoming"] == 0
+
+
+def test_a_fifo_as_meta_json_fails_the_item(spool):
+    from spoold.spool import ItemMeta
+
+    item = spool.deliver_bytes(b"x", "foo-1.0.tar.gz", ItemMeta(uploader="a"))
+    os.unlink(spool.new / item / "meta.json")
+    os.mkfifo(spool.new / item / "meta.json")
+    assert spool.claim(item) is None
+    (failure,) = spool.status().failures
+    assert failure.code == "invalid-item" and "not a regular file" in failure.error
+
+
+def test_the_incoming_file_swapped_for_a_fifo_after_its_check_is_not_read(tmp_path):
+    from spoold.hashing import hash_file
+    from spoold.safeopen import NotRegularFile
+
+    os.mkfifo(tmp_path / "x.whl")
+    with pytest.raises(NotRegularFile):
+        hash_file(tmp_path / "x.whl")
+    assert "no complete zip" in structural_problem(tmp_path / "x.whl")
+    os.symlink(tmp_path / "elsewhere", tmp_path / "y.tar.gz")
+    with pytest.raises(NotRegularFile, match="symbolic link"):
+        hash_file(tmp_path / "y.tar.gz")

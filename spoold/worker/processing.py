@@ -11,6 +11,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from spoold.errors import Rejected, Transient
 from spoold.index import publish
@@ -53,24 +54,42 @@ def process(spool: Spool, storage: Storage, claim: Claim,
         dist = inspect_file(claim.payload, claim.filename, declared=claim.meta.declared)
         result = publish(storage, dist, claim.payload)
     except Rejected as e:
-        spool.fail(claim, e.code, e.message, http_status=e.http_status)
         outcome = Outcome(item, claim.filename, Result.REJECTED, code=e.code, message=e.message,
                           http_status=e.http_status)
-        return Handled(claim, outcome, clock() - started)
+        end: Callable[[], object] = partial(
+            spool.fail, claim, e.code, e.message, http_status=e.http_status)
     except (Transient, OSError) as e:
         # Storage down, throttled, or the disk failed under us: never the item's fault.
-        retry_at = spool.defer(claim, str(e))
-        return Handled(claim, None, clock() - started, deferred_reason=str(e) or type(e).__name__,
-                       retry_at=retry_at)
+        return _defer(spool, claim, started, clock, str(e) or type(e).__name__)
     except Exception as e:  # a bug in spoold: keep the item, say so, keep serving
         message = (f"internal error while processing ({type(e).__name__}); the file is kept "
                    "and retried once the server restarts; the operator can see the log")
         outcome = Outcome(item, claim.filename, Result.ERROR, code="internal-error",
                           message=message, http_status=500)
         return Handled(claim, outcome, clock() - started, traceback=traceback.format_exc())
-    spool.finish(claim)
-    outcome = Outcome(
-        item, claim.filename, Result.PUBLISHED if result.published else Result.UNCHANGED,
-        project=dist.project, version=dist.version,
-    )
+    else:
+        outcome = Outcome(
+            item, claim.filename, Result.PUBLISHED if result.published else Result.UNCHANGED,
+            project=dist.project, version=dist.version,
+        )
+        end = partial(spool.finish, claim)
+    try:
+        end()
+    except OSError as e:
+        # Decided, but the decision cannot be recorded (disk full, read-only): back to the
+        # queue, to be decided again -- publishing is idempotent -- once the disk is fixed.
+        return _defer(spool, claim, started, clock,
+                      f"cannot record the outcome in the spool ({e.strerror or e}); retried later")
     return Handled(claim, outcome, clock() - started)
+
+
+def _defer(spool: Spool, claim: Claim, started: float, clock: Callable[[], float],
+           reason: str) -> Handled:
+    """Park the item in ``deferred/``; if even that rename fails, give it back to ``new/``
+    (one of them works on any filesystem that still renames: neither needs space)."""
+    try:
+        retry_at: float | None = spool.defer(claim, reason)
+    except OSError:
+        spool.release(claim)
+        retry_at = None
+    return Handled(claim, None, clock() - started, deferred_reason=reason, retry_at=retry_at)

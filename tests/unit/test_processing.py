@@ -112,3 +112,25 @@ def test_transient_inside_inspection_defers(spool: Spool, monkeypatch: pytest.Mo
     claim = spool.claim(spool.deliver_bytes(wheel[1], wheel[0]))
     assert process(spool, MemoryStorage(), claim).outcome is None
     assert len(names(spool, "deferred")) == 1
+
+
+def test_a_publish_that_cannot_be_recorded_is_retried_and_published_once(
+    spool: Spool, wheel: tuple[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = MemoryStorage()
+    claim = spool.claim(spool.deliver_bytes(wheel[1], wheel[0]))
+
+    def cannot_finish(claim: object) -> bool:
+        raise OSError(30, "Read-only file system")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(spool, "finish", cannot_finish)
+        handled = process(spool, storage, claim)
+    assert handled.outcome is None and "Read-only file system" in handled.deferred_reason
+    assert len(names(spool, "deferred")) == 1 and names(spool, "cur") == []
+    spool.clock = lambda: 4e9
+    spool.promote_deferred()
+    (entry,) = spool.pending()
+    again = process(spool, storage, spool.claim(entry))
+    assert again.outcome is not None and again.outcome.result is Result.UNCHANGED
+    assert len(names(spool, "done")) == 1

@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 
 from testlib.distbuild import write_sdist, write_zip
-from spoold.inspection.archives import (
+from spoold.errors import Transient
+from spoold.inspection.archive import (
     ArchiveLimits,
     InvalidArchive,
     Limits,
     UnsafeArchive,
-    ZipReader,
     check_member_path,
     open_source,
-    scan_sdist,
 )
-from spoold.errors import Transient
+from spoold.inspection.sdist import scan_sdist
+from spoold.inspection.zipreader import ZipReader
 
 
 @pytest.mark.parametrize(

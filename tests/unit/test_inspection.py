@@ -10,16 +10,13 @@ from pathlib import Path
 import pytest
 
 import spoold.inspection.inspect
+import spoold.inspection.metadata
 from testlib.distbuild import metadata_text, wheel_members, write_sdist, write_wheel, write_zip
-from spoold.inspection.digests import DigestMismatch
 from spoold.errors import Transient
-from spoold.inspection.inspect import (
-    BACKGROUND_HASH_MIN_SIZE,
-    InvalidMetadata,
-    RecordMismatch,
-    inspect_file,
-    parse_core_metadata,
-)
+from spoold.inspection.digests import DigestMismatch
+from spoold.inspection.inspect import BACKGROUND_HASH_MIN_SIZE, inspect_file
+from spoold.inspection.metadata import InvalidMetadata, parse_core_metadata
+from spoold.inspection.wheel import RecordMismatch
 
 
 def test_wheel_fields(tmp_path: Path) -> None:
@@ -162,7 +159,7 @@ def test_strict_rejects_multiline_summary() -> None:
 
 
 def test_problem_list_is_capped() -> None:
-    message = spoold.inspection.inspect._problems_message("METADATA", [f"problem {i}" for i in range(30)])
+    message = spoold.inspection.metadata._problems_message("METADATA", [f"problem {i}" for i in range(30)])
     assert "problem 9;" in message and "problem 10" not in message
     assert "and 20 more" in message
 

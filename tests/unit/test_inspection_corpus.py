@@ -34,17 +34,13 @@ from testlib.distbuild import (
     write_wheel,
     write_zip,
 )
-from spoold.inspection.archives import ArchiveLimits, InvalidArchive, Limits, UnsafeArchive
-from spoold.inspection.digests import DigestMismatch
 from spoold.errors import InvalidFilename, Rejected
-from spoold.inspection.inspect import (
-    InvalidMetadata,
-    InvalidSdist,
-    InvalidWheel,
-    MetadataMismatch,
-    RecordMismatch,
-    inspect_file,
-)
+from spoold.inspection.archive import ArchiveLimits, InvalidArchive, Limits, UnsafeArchive
+from spoold.inspection.digests import DigestMismatch
+from spoold.inspection.inspect import inspect_file
+from spoold.inspection.metadata import InvalidMetadata, MetadataMismatch
+from spoold.inspection.sdist import InvalidSdist
+from spoold.inspection.wheel import InvalidWheel, RecordMismatch
 
 WHEEL = "demo-1.0-py3-none-any.whl"
 SDIST = "demo-1.0.tar.gz"
@@ -818,7 +814,7 @@ def test_uncaught_library_error_becomes_rejection(tmp_path: Path, monkeypatch: p
     def explode(*args: object, **kwargs: object) -> bytes:
         raise LookupError("something tarfile never raised before")
 
-    monkeypatch.setattr(spoold.inspection.inspect, "_inspect_sdist", explode)
+    monkeypatch.setattr(spoold.inspection.inspect, "inspect_sdist", explode)
     path = write_sdist(tmp_path)
     with pytest.raises(InvalidArchive, match="LookupError"):
         inspect_file(path, path.name)

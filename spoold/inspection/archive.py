@@ -283,3 +283,11 @@ def too_many_members(count: int, limits: Limits) -> ArchiveLimits:
         f"The archive has {count} or more members; at most {limits.max_members} are "
         "accepted. Leave generated or data files out of the distribution."
     )
+
+
+def not_a_zip(detail: str) -> InvalidArchive:
+    """The rejection for a file zip readers cannot make sense of, with what was wrong."""
+    return InvalidArchive(
+        f"The file is not a valid zip archive ({detail}). It may be truncated or not a "
+        "zip at all; upload the complete file again."
+    )

@@ -29,8 +29,10 @@ from spoold.inspection.archive import (
     check_links,
     check_member_path,
     describe_error,
+    not_a_zip,
     too_many_members,
 )
+from spoold.inspection.eocd import read_end_record
 
 __all__ = ["ZipReader"]
 
@@ -46,23 +48,20 @@ def _precount_zip(stream: BinaryIO, limits: Limits) -> None:
     """Count central directory entries before zipfile builds an object for each.
 
     zipfile parses the whole central directory eagerly; a small file can hold millions
-    of entries, so the count is checked by walking the raw records first.
+    of entries, so the count is checked by walking the raw records first: the ones
+    zipfile will parse, from where it will start
+    (:attr:`~spoold.inspection.eocd.EndRecord.cd_start`), since the count in the end
+    record may lie.
     """
-    try:
-        endrec = zipfile._EndRecData(stream)  # type: ignore[attr-defined]
-    except (OSError, struct.error):
-        return
-    if not endrec:
+    record = read_end_record(stream)
+    if record is None:
         return  # zipfile reports "not a zip file"
-    if endrec[4] > limits.max_members:
-        raise too_many_members(endrec[4], limits)
-    size_cd, location = endrec[5], endrec[9]
-    start = location - size_cd
-    if endrec[0] == zipfile.stringEndArchive64:  # type: ignore[attr-defined]
-        start -= 56 + 20
+    if record.entries > limits.max_members:
+        raise too_many_members(record.entries, limits)
+    start = record.cd_start
     if start < 0:
-        return
-    count, position, end = 0, start, start + size_cd
+        return  # zipfile reports "Bad offset for central directory"
+    count, position, end = 0, start, record.cd_end
     stream.seek(position)
     while position + 46 <= end:
         header = stream.read(46)
@@ -108,10 +107,7 @@ class ZipReader:
         except SpooldError:
             raise
         except DECODE_ERRORS as exc:
-            raise InvalidArchive(
-                f"The file is not a valid zip archive ({describe_error(exc)}). It may be "
-                "truncated or not a zip at all; upload the complete file again."
-            ) from None
+            raise not_a_zip(describe_error(exc)) from None
         if len(infos) > limits.max_members:
             raise too_many_members(len(infos), limits)
         self._infos: dict[str, zipfile.ZipInfo] = {}

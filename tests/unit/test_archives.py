@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import tarfile
 import zipfile
 from pathlib import Path
@@ -98,6 +99,56 @@ def test_small_repetitive_members_are_not_bombs(tmp_path: Path) -> None:
     path = write_zip(tmp_path / "a.zip", {"zeros": bytes(512 << 10)})
     with _zip_reader(path) as zf:
         assert zf.members[0].size == 512 << 10
+
+
+def _many_members(path: Path, count: int, monkeypatch: pytest.MonkeyPatch, *, zip64: bool) -> bytearray:
+    if zip64:  # zipfile writes ZIP64 end records past this many entries
+        monkeypatch.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 10)
+    write_zip(path, {f"m{i}": b"" for i in range(count)})
+    monkeypatch.undo()
+    return bytearray(path.read_bytes())
+
+
+@pytest.mark.parametrize("zip64", [False, True])
+def test_precount_walks_the_central_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zip64: bool
+) -> None:
+    """The end record's count may lie: the records are counted, stopping at the limit.
+
+    "101 or more" shows the precount refused it, before zipfile built an object per
+    entry (zipfile's own list would have said 150).
+    """
+    path = tmp_path / "a.zip"
+    data = _many_members(path, 150, monkeypatch, zip64=zip64)
+    if zip64:
+        struct.pack_into("<QQ", data, len(data) - 22 - 20 - 56 + 24, 5, 5)
+    else:
+        struct.pack_into("<HH", data, len(data) - 22 + 8, 5, 5)
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArchiveLimits, match="has 101 or more members; at most 100 "):
+        _zip_reader(path, max_members=100)
+
+
+@pytest.mark.parametrize("zip64", [False, True])
+def test_precount_believes_a_count_over_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zip64: bool
+) -> None:
+    path = tmp_path / "a.zip"
+    _many_members(path, 150, monkeypatch, zip64=zip64)
+    with pytest.raises(ArchiveLimits, match="has 150 or more members; at most 100 "):
+        _zip_reader(path, max_members=100)
+    with _zip_reader(path, max_members=150) as zf:
+        assert len(zf.members) == 150
+
+
+def test_zip_comment_running_past_the_end(tmp_path: Path) -> None:
+    """zipfile would read this cut-short file; the precount cannot trust its end record."""
+    path = write_zip(tmp_path / "a.zip", {"a": b"data"})
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<H", data, len(data) - 2, 10)
+    path.write_bytes(bytes(data))
+    with pytest.raises(InvalidArchive, match=r"not a valid zip archive \(its end record declares a 10-byte"):
+        _zip_reader(path)
 
 
 def test_read_error_is_transient_not_rejection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,10 +6,10 @@ few fields in :class:`CoreMetadata`.
 
 Metadata policy (what "valid" means):
 
-* Always: UTF-8; a ``Metadata-Version`` packaging knows (1.0 - 2.4 and later), or the
-  historical 2.0 written by old ``bdist_wheel``; a valid ``Name`` and PEP 440
-  ``Version`` matching the filename; a valid ``Requires-Python`` if present (the index
-  publishes it, and pip acts on it).
+* Always: UTF-8; a ``Metadata-Version`` packaging validates (1.0 - 2.6, pinned in
+  :data:`METADATA_VERSIONS`), or the historical 2.0 written by old ``bdist_wheel``; a
+  valid ``Name`` and PEP 440 ``Version`` matching the filename; a valid
+  ``Requires-Python`` if present (the index publishes it, and pip acts on it).
 * Metadata-Version 1.2 and later, except 2.0: everything else as strictly as
   ``packaging.metadata.Metadata.from_email(validate=True)`` checks it, with one
   tolerance: a field used with a Metadata-Version older than the one that introduced it
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import packaging.metadata
 from packaging.metadata import Metadata, parse_email
@@ -68,14 +69,69 @@ class CoreMetadata:
 
 #: Versions written by tools that predate what packaging enforces; see the module doc.
 _LENIENT_VERSIONS = frozenset({"1.0", "1.1", "2.0"})
-_KNOWN_VERSIONS: tuple[str, ...] = tuple(
-    getattr(
-        packaging.metadata,
-        "_VALID_METADATA_VERSIONS",
-        ("1.0", "1.1", "1.2", "2.1", "2.2", "2.3", "2.4"),
-    )
+
+
+class MetadataField(NamedTuple):
+    """One core metadata field, and the Metadata-Version that introduced it."""
+
+    #: The key in :class:`packaging.metadata.RawMetadata`.
+    raw: str
+    #: The header, as the core metadata specification spells it.
+    header: str
+    added: str
+
+
+#: The Metadata-Versions that packaging validates (all but 2.0, which PEP 426 withdrew),
+#: oldest first; the table below says which field each introduced. Both are pinned here,
+#: from the core metadata specification, rather than read from packaging's private
+#: tables; tests/unit/test_metadata_versions.py checks them against what packaging
+#: does, so a packaging release that adds a version or a field fails that test until
+#: the table is updated.
+METADATA_VERSIONS: tuple[str, ...] = ("1.0", "1.1", "1.2", "2.1", "2.2", "2.3", "2.4", "2.5", "2.6")
+
+METADATA_FIELDS: tuple[MetadataField, ...] = (
+    MetadataField("metadata_version", "Metadata-Version", "1.0"),
+    MetadataField("name", "Name", "1.0"),
+    MetadataField("version", "Version", "1.0"),
+    MetadataField("platforms", "Platform", "1.0"),
+    MetadataField("summary", "Summary", "1.0"),
+    MetadataField("description", "Description", "1.0"),
+    MetadataField("keywords", "Keywords", "1.0"),
+    MetadataField("home_page", "Home-page", "1.0"),
+    MetadataField("author", "Author", "1.0"),
+    MetadataField("author_email", "Author-email", "1.0"),
+    MetadataField("license", "License", "1.0"),
+    # PEP 314
+    MetadataField("supported_platforms", "Supported-Platform", "1.1"),
+    MetadataField("download_url", "Download-URL", "1.1"),
+    MetadataField("classifiers", "Classifier", "1.1"),
+    MetadataField("requires", "Requires", "1.1"),
+    MetadataField("provides", "Provides", "1.1"),
+    MetadataField("obsoletes", "Obsoletes", "1.1"),
+    # PEP 345
+    MetadataField("maintainer", "Maintainer", "1.2"),
+    MetadataField("maintainer_email", "Maintainer-email", "1.2"),
+    MetadataField("requires_dist", "Requires-Dist", "1.2"),
+    MetadataField("requires_python", "Requires-Python", "1.2"),
+    MetadataField("requires_external", "Requires-External", "1.2"),
+    MetadataField("project_urls", "Project-URL", "1.2"),
+    MetadataField("provides_dist", "Provides-Dist", "1.2"),
+    MetadataField("obsoletes_dist", "Obsoletes-Dist", "1.2"),
+    # PEP 566
+    MetadataField("description_content_type", "Description-Content-Type", "2.1"),
+    MetadataField("provides_extra", "Provides-Extra", "2.1"),
+    # PEP 643
+    MetadataField("dynamic", "Dynamic", "2.2"),
+    # PEP 639
+    MetadataField("license_expression", "License-Expression", "2.4"),
+    MetadataField("license_files", "License-File", "2.4"),
+    # PEP 794
+    MetadataField("import_names", "Import-Name", "2.5"),
+    MetadataField("import_namespaces", "Import-Namespace", "2.5"),
 )
-_RAW_TO_EMAIL: Mapping[str, str] = getattr(packaging.metadata, "_RAW_TO_EMAIL_MAPPING", {})
+
+_KNOWN_VERSIONS = METADATA_VERSIONS
+_FIELDS_BY_RAW: Mapping[str, MetadataField] = {f.raw: f for f in METADATA_FIELDS}
 _MAX_PROBLEMS = 10
 
 
@@ -205,16 +261,14 @@ def _strict(
 def _anachronistic_fields(
     raw: packaging.metadata.RawMetadata, metadata_version: str
 ) -> dict[str, str]:
-    """Fields (raw key -> email name) introduced after *raw*'s Metadata-Version."""
+    """Fields (raw key -> email name, lower-case as packaging names it in errors)
+    introduced after *raw*'s Metadata-Version."""
     age = _KNOWN_VERSIONS.index(metadata_version)
     found = {}
     for key in raw:
-        validator = Metadata.__dict__.get(key)
-        added = getattr(validator, "added", None)
-        if added in _KNOWN_VERSIONS and _KNOWN_VERSIONS.index(added) > age:
-            email_name = _RAW_TO_EMAIL.get(key)
-            if email_name is not None:
-                found[key] = email_name
+        spec = _FIELDS_BY_RAW.get(key)
+        if spec is not None and _KNOWN_VERSIONS.index(spec.added) > age:
+            found[key] = spec.header.lower()
     return found
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import random
 import struct
 import tarfile
 import zipfile
@@ -21,6 +23,7 @@ from spoold.inspection.archive import (
     open_source,
 )
 from spoold.inspection.sdist import scan_sdist
+from spoold.inspection.tarreader import _GuardedTarInfo
 from spoold.inspection.zipreader import ZipReader
 
 
@@ -226,6 +229,83 @@ def test_tar_declared_member_size_limit(tmp_path: Path) -> None:
     path = write_sdist(tmp_path, files={"demo-1.0/big": b"x" * 200_000})
     with pytest.raises(ArchiveLimits, match="'demo-1.0/big' is 200000 bytes"):
         _scan(path, max_total_size=150_000)
+
+
+# -- the tarfile internal the tar reader relies on ----------------------------------------
+#
+# tarfile reads a pax or GNU long-name header member whole into memory, and offers no
+# public way to refuse one first; _GuardedTarInfo overrides TarInfo._proc_member, which
+# tarfile calls right after reading a member's 512-byte header block and before reading
+# what follows. If a Python release renames or bypasses it, these tests fail.
+
+
+class _CountingFile(io.BytesIO):
+    bytes_read = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.bytes_read += len(data)
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = super().readinto(buffer)
+        self.bytes_read += n
+        return n
+
+
+def _tar_gz_with_header(kind: str, header_size: int) -> bytes:
+    """A tar.gz whose first member comes with a *header_size*-byte pax or GNU header.
+
+    The header is random text, so the compressed file is nearly as large as the header
+    and the bytes read from it show how much of the header was read.
+    """
+    text = base64.b64encode(random.Random(header_size).randbytes(header_size * 3 // 4)).decode()
+    buffer = io.BytesIO()
+    fmt = tarfile.PAX_FORMAT if kind == "pax" else tarfile.GNU_FORMAT
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=fmt, compresslevel=1) as tar:
+        if kind == "pax":
+            info = tarfile.TarInfo("demo-1.0/README")
+            info.pax_headers = {"comment": text}
+        else:
+            info = tarfile.TarInfo("demo-1.0/" + text)
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"hello"))
+    return buffer.getvalue()
+
+
+def _scan_bytes(stream: io.BytesIO, **limits: int):  # type: ignore[no-untyped-def]
+    size = len(stream.getbuffer())
+    return scan_sdist(stream, ".tar.gz", archive_size=size, limits=Limits(**limits),  # type: ignore[arg-type]
+                      capture=lambda parts: False)
+
+
+@pytest.mark.parametrize(("kind", "header_type"), [("pax", tarfile.XHDTYPE), ("gnu", tarfile.GNUTYPE_LONGNAME)])
+def test_tarfile_hands_header_members_to_proc_member(
+    monkeypatch: pytest.MonkeyPatch, kind: str, header_type: bytes
+) -> None:
+    assert callable(getattr(tarfile.TarInfo, "_proc_member", None))
+    seen: list[tuple[bytes, int]] = []
+    real = _GuardedTarInfo._proc_member
+
+    def spy(self: tarfile.TarInfo, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        seen.append((self.type, self.size))
+        return real(self, tarfile_)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_GuardedTarInfo, "_proc_member", spy)
+    scan = _scan_bytes(io.BytesIO(_tar_gz_with_header(kind, 4096)))
+    assert len(scan.members) == 1
+    assert seen[0][0] == header_type and seen[0][1] >= 4096
+    assert seen[1][0] == tarfile.REGTYPE and seen[1][1] == 5
+
+
+@pytest.mark.parametrize("kind", ["pax", "gnu"])
+def test_huge_header_refused_before_tarfile_reads_it(kind: str) -> None:
+    data = _tar_gz_with_header(kind, 2 << 20)
+    assert len(data) > 3 << 19  # incompressible: reading the header means reading the file
+    stream = _CountingFile(data)
+    with pytest.raises(ArchiveLimits, match="extended header; at most 1048576"):
+        _scan_bytes(stream)
+    assert stream.bytes_read < 1 << 19
 
 
 def test_zip_sdist_reads_every_member(tmp_path: Path) -> None:

@@ -243,7 +243,7 @@ def check_links(links: dict[tuple[str, ...], str]) -> None:
             )
 
 
-# -- what the decoders raise ----------------------------------------------------------
+# -- for the readers in this package: what decoders raise, shared rejections ----------
 
 #: What the zip and compression modules raise on bad bytes. Our own errors (and
 #: Transient read failures) are SpooldError and are let through first.

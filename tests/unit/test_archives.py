@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import random
+import struct
 import tarfile
 import zipfile
 from pathlib import Path
@@ -10,17 +13,18 @@ from pathlib import Path
 import pytest
 
 from testlib.distbuild import write_sdist, write_zip
-from spoold.inspection.archives import (
+from spoold.errors import Transient
+from spoold.inspection.archive import (
     ArchiveLimits,
     InvalidArchive,
     Limits,
     UnsafeArchive,
-    ZipReader,
     check_member_path,
     open_source,
-    scan_sdist,
 )
-from spoold.errors import Transient
+from spoold.inspection.sdist import scan_sdist
+from spoold.inspection.tarreader import _GuardedTarInfo
+from spoold.inspection.zipreader import ZipReader
 
 
 @pytest.mark.parametrize(
@@ -100,6 +104,56 @@ def test_small_repetitive_members_are_not_bombs(tmp_path: Path) -> None:
         assert zf.members[0].size == 512 << 10
 
 
+def _many_members(path: Path, count: int, monkeypatch: pytest.MonkeyPatch, *, zip64: bool) -> bytearray:
+    if zip64:  # zipfile writes ZIP64 end records past this many entries
+        monkeypatch.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 10)
+    write_zip(path, {f"m{i}": b"" for i in range(count)})
+    monkeypatch.undo()
+    return bytearray(path.read_bytes())
+
+
+@pytest.mark.parametrize("zip64", [False, True])
+def test_precount_walks_the_central_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zip64: bool
+) -> None:
+    """The end record's count may lie: the records are counted, stopping at the limit.
+
+    "101 or more" shows the precount refused it, before zipfile built an object per
+    entry (zipfile's own list would have said 150).
+    """
+    path = tmp_path / "a.zip"
+    data = _many_members(path, 150, monkeypatch, zip64=zip64)
+    if zip64:
+        struct.pack_into("<QQ", data, len(data) - 22 - 20 - 56 + 24, 5, 5)
+    else:
+        struct.pack_into("<HH", data, len(data) - 22 + 8, 5, 5)
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArchiveLimits, match="has 101 or more members; at most 100 "):
+        _zip_reader(path, max_members=100)
+
+
+@pytest.mark.parametrize("zip64", [False, True])
+def test_precount_believes_a_count_over_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zip64: bool
+) -> None:
+    path = tmp_path / "a.zip"
+    _many_members(path, 150, monkeypatch, zip64=zip64)
+    with pytest.raises(ArchiveLimits, match="has 150 or more members; at most 100 "):
+        _zip_reader(path, max_members=100)
+    with _zip_reader(path, max_members=150) as zf:
+        assert len(zf.members) == 150
+
+
+def test_zip_comment_running_past_the_end(tmp_path: Path) -> None:
+    """zipfile would read this cut-short file; the precount cannot trust its end record."""
+    path = write_zip(tmp_path / "a.zip", {"a": b"data"})
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<H", data, len(data) - 2, 10)
+    path.write_bytes(bytes(data))
+    with pytest.raises(InvalidArchive, match=r"not a valid zip archive \(its end record declares a 10-byte"):
+        _zip_reader(path)
+
+
 def test_read_error_is_transient_not_rejection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A disk or NFS failure must defer the item, never reject it as a bad archive."""
     path = write_zip(tmp_path / "a.zip", {"a": b"data"})
@@ -175,6 +229,83 @@ def test_tar_declared_member_size_limit(tmp_path: Path) -> None:
     path = write_sdist(tmp_path, files={"demo-1.0/big": b"x" * 200_000})
     with pytest.raises(ArchiveLimits, match="'demo-1.0/big' is 200000 bytes"):
         _scan(path, max_total_size=150_000)
+
+
+# -- the tarfile internal the tar reader relies on ----------------------------------------
+#
+# tarfile reads a pax or GNU long-name header member whole into memory, and offers no
+# public way to refuse one first; _GuardedTarInfo overrides TarInfo._proc_member, which
+# tarfile calls right after reading a member's 512-byte header block and before reading
+# what follows. If a Python release renames or bypasses it, these tests fail.
+
+
+class _CountingFile(io.BytesIO):
+    bytes_read = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.bytes_read += len(data)
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = super().readinto(buffer)
+        self.bytes_read += n
+        return n
+
+
+def _tar_gz_with_header(kind: str, header_size: int) -> bytes:
+    """A tar.gz whose first member comes with a *header_size*-byte pax or GNU header.
+
+    The header is random text, so the compressed file is nearly as large as the header
+    and the bytes read from it show how much of the header was read.
+    """
+    text = base64.b64encode(random.Random(header_size).randbytes(header_size * 3 // 4)).decode()
+    buffer = io.BytesIO()
+    fmt = tarfile.PAX_FORMAT if kind == "pax" else tarfile.GNU_FORMAT
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=fmt, compresslevel=1) as tar:
+        if kind == "pax":
+            info = tarfile.TarInfo("demo-1.0/README")
+            info.pax_headers = {"comment": text}
+        else:
+            info = tarfile.TarInfo("demo-1.0/" + text)
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"hello"))
+    return buffer.getvalue()
+
+
+def _scan_bytes(stream: io.BytesIO, **limits: int):  # type: ignore[no-untyped-def]
+    size = len(stream.getbuffer())
+    return scan_sdist(stream, ".tar.gz", archive_size=size, limits=Limits(**limits),  # type: ignore[arg-type]
+                      capture=lambda parts: False)
+
+
+@pytest.mark.parametrize(("kind", "header_type"), [("pax", tarfile.XHDTYPE), ("gnu", tarfile.GNUTYPE_LONGNAME)])
+def test_tarfile_hands_header_members_to_proc_member(
+    monkeypatch: pytest.MonkeyPatch, kind: str, header_type: bytes
+) -> None:
+    assert callable(getattr(tarfile.TarInfo, "_proc_member", None))
+    seen: list[tuple[bytes, int]] = []
+    real = _GuardedTarInfo._proc_member
+
+    def spy(self: tarfile.TarInfo, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        seen.append((self.type, self.size))
+        return real(self, tarfile_)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_GuardedTarInfo, "_proc_member", spy)
+    scan = _scan_bytes(io.BytesIO(_tar_gz_with_header(kind, 4096)))
+    assert len(scan.members) == 1
+    assert seen[0][0] == header_type and seen[0][1] >= 4096
+    assert seen[1][0] == tarfile.REGTYPE and seen[1][1] == 5
+
+
+@pytest.mark.parametrize("kind", ["pax", "gnu"])
+def test_huge_header_refused_before_tarfile_reads_it(kind: str) -> None:
+    data = _tar_gz_with_header(kind, 2 << 20)
+    assert len(data) > 3 << 19  # incompressible: reading the header means reading the file
+    stream = _CountingFile(data)
+    with pytest.raises(ArchiveLimits, match="extended header; at most 1048576"):
+        _scan_bytes(stream)
+    assert stream.bytes_read < 1 << 19
 
 
 def test_zip_sdist_reads_every_member(tmp_path: Path) -> None:

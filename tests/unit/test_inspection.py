@@ -5,21 +5,20 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import zipfile
 from pathlib import Path
 
 import pytest
 
 import spoold.inspection.inspect
+import spoold.inspection.metadata
 from testlib.distbuild import metadata_text, wheel_members, write_sdist, write_wheel, write_zip
-from spoold.inspection.digests import DigestMismatch
 from spoold.errors import Transient
-from spoold.inspection.inspect import (
-    BACKGROUND_HASH_MIN_SIZE,
-    InvalidMetadata,
-    RecordMismatch,
-    inspect_file,
-    parse_core_metadata,
-)
+from spoold.hashing import BackgroundHash
+from spoold.inspection.digests import DigestMismatch
+from spoold.inspection.inspect import inspect_file
+from spoold.inspection.metadata import InvalidMetadata, parse_core_metadata
+from spoold.inspection.wheel import RecordMismatch
 
 
 def test_wheel_fields(tmp_path: Path) -> None:
@@ -77,30 +76,58 @@ def test_record_with_sha512_and_directories(tmp_path: Path) -> None:
     assert inspect_file(path, path.name).kind == "wheel"
 
 
+#: Files this large are hashed in the background in these tests (the real threshold is
+#: 8 MiB); still more than one hashing chunk, so the thread hashes in several reads.
+#: Setting the module's constant is also what benchmarks/bench_inspect.py does.
+BIG = 2 << 20
+
+
+@pytest.fixture
+def hashed_in_background(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Lower the threshold to :data:`BIG`; refuse inline hashing; list background hashes."""
+    monkeypatch.setattr(spoold.inspection.inspect, "BACKGROUND_HASH_MIN_SIZE", BIG)
+    started: list[object] = []
+
+    class Recorded(BackgroundHash):
+        def __init__(self, path: Path, *, md5: bool = False) -> None:
+            started.append(path)
+            super().__init__(path, md5=md5)
+
+    def inline(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a file over the threshold was hashed inline")
+
+    monkeypatch.setattr(spoold.inspection.inspect, "BackgroundHash", Recorded)
+    monkeypatch.setattr(spoold.inspection.inspect, "hash_file", inline)
+    return started
+
+
 def _big_wheel(tmp_path: Path) -> Path:
-    payload = random.Random(3).randbytes(BACKGROUND_HASH_MIN_SIZE + 1000)
+    payload = random.Random(3).randbytes(BIG + 1000)
     return write_wheel(tmp_path, files={"demo/blob.bin": payload, "demo/__init__.py": b""})
 
 
-def test_big_file_hashed_in_background(tmp_path: Path) -> None:
+def test_big_file_hashed_in_background(tmp_path: Path, hashed_in_background: list[object]) -> None:
     path = _big_wheel(tmp_path)
     data = path.read_bytes()
-    assert len(data) >= BACKGROUND_HASH_MIN_SIZE
+    assert len(data) >= BIG
     dist = inspect_file(path, path.name, declared={"md5_digest": hashlib.md5(data).hexdigest()})
+    assert hashed_in_background == [path]
     assert dist.sha256 == hashlib.sha256(data).hexdigest()
     assert dist.blake2_256 == hashlib.blake2b(data, digest_size=32).hexdigest()
 
 
-def test_big_file_declared_mismatch_reported_after_archive_error(tmp_path: Path) -> None:
+def test_big_file_declared_mismatch_reported_after_archive_error(
+    tmp_path: Path, hashed_in_background: list[object]
+) -> None:
     """With background hashing the digest verdict still wins over an archive error."""
-    path = _big_wheel(tmp_path)
-    members = wheel_members(files={"demo/blob.bin": os.urandom(BACKGROUND_HASH_MIN_SIZE)})
-    members["demo/blob.bin"] = os.urandom(BACKGROUND_HASH_MIN_SIZE)  # RECORD now wrong
-    write_zip(path, members)
+    members = wheel_members(files={"demo/blob.bin": os.urandom(BIG)})
+    members["demo/blob.bin"] = os.urandom(BIG)  # RECORD now wrong
+    path = write_zip(tmp_path / "demo-1.0-py3-none-any.whl", members, compression=zipfile.ZIP_STORED)
     with pytest.raises(RecordMismatch):
         inspect_file(path, path.name)
     with pytest.raises(DigestMismatch):
         inspect_file(path, path.name, declared={"sha256_digest": "0" * 64})
+    assert hashed_in_background == [path, path]
 
 
 def test_file_changing_during_inspection_is_transient(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,7 +189,7 @@ def test_strict_rejects_multiline_summary() -> None:
 
 
 def test_problem_list_is_capped() -> None:
-    message = spoold.inspection.inspect._problems_message("METADATA", [f"problem {i}" for i in range(30)])
+    message = spoold.inspection.metadata._problems_message("METADATA", [f"problem {i}" for i in range(30)])
     assert "problem 9;" in message and "problem 10" not in message
     assert "and 20 more" in message
 

@@ -1,0 +1,293 @@
+"""What every archive reader here shares: the errors, the limits, the file, member names.
+
+Everything in the readers (:mod:`~spoold.inspection.zipreader`,
+:mod:`~spoold.inspection.tarreader`) assumes the archive was written by an attacker: member
+names may try to escape a directory, links may point anywhere, declared sizes may lie, a few
+kilobytes may inflate to terabytes, and the bytes may simply be truncated or corrupt. Each
+reader checks names, types and limits *before* decompressing anything, bounds every read,
+and turns whatever :mod:`zipfile`, :mod:`tarfile`, :mod:`gzip` or :mod:`zlib` raise on bad
+input into a :class:`~spoold.errors.Rejected` subclass whose message names the member.
+This module holds the parts they have in common, so that a name, a link or a read error is
+judged the same way whatever the format.
+
+Nothing is ever extracted to disk; callers stream member bytes (to hash them) or read a
+few small members (metadata) with a size cap.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import struct
+import tarfile
+import zipfile
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from spoold.errors import Rejected, Transient
+
+__all__ = [
+    "ArchiveLimits",
+    "InvalidArchive",
+    "Limits",
+    "Member",
+    "SdistScan",
+    "UnsafeArchive",
+    "check_member_path",
+    "open_source",
+]
+
+#: How much of a member is read at a time when streaming it.
+READ_CHUNK = 1 << 20
+
+
+class InvalidArchive(Rejected):
+    """Not a readable archive: wrong format, truncated, or corrupt (CRC, deflate, gzip)."""
+
+    code = "invalid-archive"
+
+
+class ArchiveLimits(Rejected):
+    """The archive exceeds a size, count or compression-ratio limit (a bomb, or absurd)."""
+
+    code = "archive-limits"
+
+
+class UnsafeArchive(Rejected):
+    """A member that could escape or abuse a directory when unpacked (traversal, links)."""
+
+    code = "unsafe-archive"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what an archive may make spoold do; the defaults fit every real package.
+
+    The ratio limits apply only to members (or archives) that inflate past
+    ``ratio_min_size``: small, very repetitive files compress far better than 200:1
+    without being bombs.
+    """
+
+    #: Sum of the uncompressed sizes of all members.
+    max_total_size: int = 4 << 30
+    max_members: int = 50_000
+    #: Uncompressed/compressed, per zip member and for the whole archive.
+    max_ratio: float = 200.0
+    ratio_min_size: int = 1 << 20
+    #: METADATA, PKG-INFO and WHEEL are read into memory, never more than this.
+    max_metadata_size: int = 4 << 20
+    #: RECORD is read into memory too; it grows with the member count.
+    max_record_size: int = 64 << 20
+    #: Longest accepted symlink target (read from zip members into memory).
+    max_link_size: int = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One archive member that passed the safety checks."""
+
+    #: The name as stored (a zip name keeps its trailing slash for directories).
+    name: str
+    #: The checked path components; never empty, never ``..``.
+    parts: tuple[str, ...]
+    #: Uncompressed size as declared by the archive (reads never go past it).
+    size: int
+    is_dir: bool = False
+    is_link: bool = False
+    #: Symlink target (sdists only; wheels may not contain links).
+    link_target: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SdistScan:
+    """Every member of an sdist (checked), plus the bytes of the members asked for."""
+
+    members: tuple[Member, ...]
+    captured: dict[str, bytes] = field(default_factory=dict)
+
+
+# -- the file underneath ---------------------------------------------------------------
+
+
+class _Source(io.RawIOBase):
+    """The file on disk, as seen by zipfile/tarfile.
+
+    A failed read is the environment's fault (disk, NFS) and becomes
+    :class:`~spoold.errors.Transient`, so it can never be mistaken for a bad archive;
+    a seek the archive's own offsets make impossible is the archive's fault.
+    """
+
+    def __init__(self, raw: io.FileIO) -> None:
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        try:
+            return self._raw.readinto(buffer) or 0
+        except OSError as exc:
+            raise Transient(f"Could not read the file being inspected: {exc}") from exc
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        try:
+            return self._raw.seek(offset, whence)
+        except (OSError, ValueError, OverflowError) as exc:
+            raise InvalidArchive(
+                f"The archive points outside itself (seek to {offset}: {exc}); "
+                "the file is corrupt. Rebuild it."
+            ) from None
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
+
+
+def open_source(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open *path* for the readers below (buffered; read errors become ``Transient``)."""
+    raw = open(path, "rb", buffering=0)  # noqa: SIM115 - owned by the returned reader
+    return io.BufferedReader(_Source(raw), buffer_size=1 << 16)  # type: ignore[return-value]
+
+
+# -- member names ----------------------------------------------------------------------
+
+
+def check_member_path(name: str, *, allow_dot: bool = False) -> tuple[str, ...]:
+    """Split a member name into components, refusing anything that could escape.
+
+    Refused: empty names, NUL, backslashes, absolute paths, drive letters and ``..``
+    components. ``.`` components and repeated slashes are refused too unless *allow_dot*
+    (tar writes ``./name`` when run as ``tar czf x.tar.gz ./dir``), since in a wheel
+    they would make RECORD and the member list disagree about names.
+    """
+    shown = repr(name[:200])
+    if not name:
+        raise UnsafeArchive("The archive has a member with an empty name.")
+    if "\x00" in name:
+        raise UnsafeArchive(f"The member name {shown} contains a NUL byte.")
+    if "\\" in name:
+        raise UnsafeArchive(
+            f"The member name {shown} contains a backslash; archive paths use '/'. "
+            "Rebuild the distribution with a standard build tool."
+        )
+    if name.startswith("/"):
+        raise UnsafeArchive(f"The member {shown} has an absolute path.")
+    if len(name) >= 2 and name[1] == ":" and name[0].isascii() and name[0].isalpha():
+        raise UnsafeArchive(f"The member {shown} starts with a drive letter.")
+    raw_parts = name.rstrip("/").split("/") if name != "/" else []
+    parts: list[str] = []
+    for part in raw_parts:
+        if part == "..":
+            raise UnsafeArchive(f"The member {shown} contains '..' (path traversal).")
+        if part in ("", "."):
+            if allow_dot:
+                continue
+            raise UnsafeArchive(f"The member name {shown} has an empty or '.' component.")
+        parts.append(part)
+    if not parts:
+        raise UnsafeArchive(f"The member name {shown} names no file.")
+    return tuple(parts)
+
+
+def _link_escapes(
+    parts: tuple[str, ...], target: str, links: dict[tuple[str, ...], str]
+) -> bool:
+    """Whether following the symlink at *parts* leaves the archive root.
+
+    Resolves like realpath over the archive's own links (a link may go through another
+    link), with a hop limit for loops; a purely lexical check would miss
+    ``a -> ..`` followed by ``b -> a/..``.
+    """
+    stack = list(parts[:-1])
+    queue: deque[str] = deque(target.split("/"))
+    if target.startswith("/") or "\\" in target or "\x00" in target:
+        return True
+    hops = 0
+    while queue:
+        part = queue.popleft()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not stack:
+                return True
+            stack.pop()
+            continue
+        stack.append(part)
+        next_target = links.get(tuple(stack))
+        if next_target is not None:
+            hops += 1
+            if hops > 40 or next_target.startswith("/") or "\\" in next_target:
+                return True
+            stack.pop()
+            queue.extendleft(reversed(next_target.split("/")))
+    return False
+
+
+def check_links(links: dict[tuple[str, ...], str]) -> None:
+    for parts, target in links.items():
+        if _link_escapes(parts, target, links):
+            raise UnsafeArchive(
+                f"The symlink {'/'.join(parts)!r} -> {target[:200]!r} points outside the "
+                "archive. Replace the link with the file it points to."
+            )
+
+
+# -- for the readers in this package: what decoders raise, shared rejections ----------
+
+#: What the zip and compression modules raise on bad bytes. Our own errors (and
+#: Transient read failures) are SpooldError and are let through first.
+DECODE_ERRORS = (
+    zipfile.BadZipFile,
+    tarfile.TarError,
+    gzip.BadGzipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    ValueError,
+    struct.error,
+    NotImplementedError,
+    RuntimeError,
+    KeyError,
+    IndexError,
+    OverflowError,
+    UnicodeError,
+    MemoryError,
+)
+
+try:  # lzma is optional in CPython builds
+    import lzma
+
+    DECODE_ERRORS = (*DECODE_ERRORS, lzma.LZMAError)  # type: ignore[assignment]
+except ImportError:  # pragma: no cover
+    pass
+
+
+def describe_error(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text[:300]
+
+
+def too_many_members(count: int, limits: Limits) -> ArchiveLimits:
+    return ArchiveLimits(
+        f"The archive has {count} or more members; at most {limits.max_members} are "
+        "accepted. Leave generated or data files out of the distribution."
+    )
+
+
+def not_a_zip(detail: str) -> InvalidArchive:
+    """The rejection for a file zip readers cannot make sense of, with what was wrong."""
+    return InvalidArchive(
+        f"The file is not a valid zip archive ({detail}). It may be truncated or not a "
+        "zip at all; upload the complete file again."
+    )

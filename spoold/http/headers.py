@@ -1,4 +1,5 @@
-"""Header field values: ``type; name="value"`` parameters, RFC 2231 and HTML5 encodings.
+"""Header text: ``type; name="value"`` parameters, RFC 2231 and HTML5 encodings, and a
+reason phrase safe for the status line.
 
 Pure functions over text, used by the form parser for ``Content-Type`` and each part's
 ``Content-Disposition``. Strict where leniency would let two readers of the same bytes
@@ -9,11 +10,12 @@ thing spoold reads parameters from.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import unquote
 
 from spoold.http.errors import InvalidForm
 
-__all__ = ["extended_value", "html5_unescape", "parse_header_value"]
+__all__ = ["extended_value", "html5_unescape", "parse_header_value", "reason_phrase"]
 
 
 def html5_unescape(value: str) -> str:
@@ -101,3 +103,20 @@ def parse_header_value(value: str) -> tuple[str, dict[str, str]]:
             raise InvalidForm(f"the header parameter {key[:50]!r} is given twice")
         params[key] = item
     return main, params
+
+
+# -- writing ---------------------------------------------------------------------------
+
+_UNSAFE_REASON = re.compile(r"[^\x20-\x7e]+")
+
+
+def reason_phrase(message: str, limit: int = 400) -> bytes:
+    """A message made safe for the HTTP status line: printable ASCII, one line, bounded.
+
+    twine prints the reason phrase, not the body, so the rejection message goes there;
+    anything that could break the status line (CR, LF, non-ASCII) is replaced.
+    """
+    text = _UNSAFE_REASON.sub(" ", message).strip()
+    if len(text) > limit:
+        text = text[: limit - 3].rstrip() + "..."
+    return (text or "Error").encode("ascii")

@@ -16,7 +16,6 @@ dotfiles), so no request can name anything outside ``packages/``.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -31,12 +30,15 @@ from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
 from spoold.errors import Transient
+from spoold.http.conditional import etag_matches, parse_range
+from spoold.http.paths import decode_segments, is_project_name
 from spoold.storage.base import InvalidKey, check_key
 from spoold.storage.keys import file_key
-from spoold.web import LeafResource, Run, StorageReader, decode_segments, finish_text, is_gone, send_text
-from spoold.web.simple import etag_matches, is_project_name
+from spoold.threads import Run
+from spoold.web.protocols import StorageReader
+from spoold.web.responses import LeafResource, finish_text, is_gone, send_text
 
-__all__ = ["FilesPolicy", "FilesResource", "parse_range"]
+__all__ = ["FilesPolicy", "FilesResource"]
 
 log = Logger()
 
@@ -71,34 +73,6 @@ class _Redirect:
 class _Proxy:
     size: int
     mtime: float
-
-
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
-
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
-    """A single ``bytes=a-b`` range as (offset, length); None to send the whole file
-    (no header, several ranges, or a form we do not serve); False if unsatisfiable."""
-    if header is None:
-        return None
-    m = _RANGE.match(header.strip())
-    if not m or (not m[1] and not m[2]):
-        return None
-    if m[1]:
-        first = int(m[1])
-        last = int(m[2]) if m[2] else size - 1
-        if first >= size:
-            return False
-        if last < first:
-            return None
-        last = min(last, size - 1)
-    else:  # suffix: the last n bytes
-        n = int(m[2])
-        if n == 0:
-            return False
-        first = max(0, size - n)
-        last = size - 1
-    return (first, last - first + 1)
 
 
 class FilesResource(LeafResource):

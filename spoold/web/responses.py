@@ -1,4 +1,4 @@
-"""Answering a request: plain-text and body responses, the 405 leaf, path segments.
+"""Answering a request: plain-text and body responses, and the leaf that answers 405.
 
 Shared by every resource so that all of spoold's answers look alike: plain text with
 ``nosniff``, a ``Content-Length``, no body for HEAD, and nothing written to a client that
@@ -7,37 +7,21 @@ went away (Twisted raises if a request is finished after its connection is lost)
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from spoold.http.headers import reason_phrase
+
 __all__ = [
     "LeafResource",
-    "decode_segments",
     "finish_body",
     "finish_text",
     "is_gone",
-    "reason_phrase",
     "send_text",
 ]
-
-
-_UNSAFE_REASON = re.compile(r"[^\x20-\x7e]+")
-
-
-def reason_phrase(message: str, limit: int = 400) -> bytes:
-    """A message made safe for the HTTP status line: printable ASCII, one line, bounded.
-
-    twine prints the reason phrase, not the body, so the rejection message goes there;
-    anything that could break the status line (CR, LF, non-ASCII) is replaced.
-    """
-    text = _UNSAFE_REASON.sub(" ", message).strip()
-    if len(text) > limit:
-        text = text[: limit - 3].rstrip() + "..."
-    return (text or "Error").encode("ascii")
 
 
 def send_text(
@@ -88,22 +72,6 @@ def finish_body(request: Request, body: bytes, content_type: str, *, cache_contr
 def is_gone(request: Request) -> bool:
     """Whether the client went away (writing or finishing then is an error in Twisted)."""
     return bool(getattr(request, "_disconnected", False)) or bool(getattr(request, "finished", False))
-
-
-def decode_segments(segments: Iterable[bytes]) -> list[str] | None:
-    """Path segments (already percent-decoded by Twisted) as text, or None if any is
-    not UTF-8 or holds a character no project or file name has (``/`` from ``%2F``,
-    ``\\``, NUL, controls). Callers answer None with 404."""
-    out: list[str] = []
-    for raw in segments:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-        if any(c in "/\\" or ord(c) < 0x20 or ord(c) == 0x7F for c in text):
-            return None
-        out.append(text)
-    return out
 
 
 class LeafResource(Resource):

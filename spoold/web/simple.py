@@ -15,7 +15,6 @@ reverse proxy can mount spoold under any prefix.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 
 from packaging.utils import canonicalize_name
@@ -24,19 +23,21 @@ from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
 
 from spoold.errors import Transient
-from spoold.index.pages import render_root_html, render_root_json
-from spoold.index.manifest import RootIndex
+from spoold.http.conditional import etag_matches
 from spoold.http.negotiation import Choice, Format, NotAcceptable, choose
+from spoold.http.pagecache import PageCache
+from spoold.http.paths import decode_segments, is_project_name
+from spoold.index.manifest import RootIndex
+from spoold.index.pages import render_root_html, render_root_json
 from spoold.storage.base import Page
 from spoold.storage.keys import project_page_keys, root_page_keys
-from spoold.http.pagecache import PageCache
-from spoold.web import LeafResource, Run, StorageReader, decode_segments, finish_text, is_gone, send_text
+from spoold.threads import Run
+from spoold.web.protocols import StorageReader
+from spoold.web.responses import LeafResource, finish_text, is_gone, send_text
 
 log = Logger()
 
-__all__ = ["SimpleResource", "SimplePolicy", "etag_matches", "is_project_name"]
-
-_PROJECT_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,198}[A-Za-z0-9])?$")
+__all__ = ["SimplePolicy", "SimpleResource"]
 
 #: Served when nothing was ever published, so pip sees an empty index, not an error.
 _EMPTY_ROOT = {
@@ -51,22 +52,6 @@ class SimplePolicy:
     cache_control: str = "max-age=0, must-revalidate"
     #: Seconds a client should wait before retrying when storage is down.
     retry_after: int = 30
-
-
-def is_project_name(name: str) -> bool:
-    """A valid project name (PEP 508 / core metadata ``Name``)."""
-    return bool(_PROJECT_NAME.match(name))
-
-
-def etag_matches(if_none_match: bytes | None, etag: str) -> bool:
-    """Whether ``If-None-Match`` names ``etag`` (weak comparison, RFC 9110 13.1.2)."""
-    if if_none_match is None:
-        return False
-    text = if_none_match.decode("latin-1").strip()
-    if text == "*":
-        return True
-    wanted = etag.removeprefix("W/")
-    return any(tag.strip().removeprefix("W/") == wanted for tag in text.split(",") if tag.strip())
 
 
 def _query(request: Request) -> str:

@@ -8,7 +8,8 @@ import pytest
 from testlib.web_harness import Connection, MemoryStorage, make_site, raw_request, request
 
 from spoold.spool.queue import Spool
-from spoold.web.files import FilesPolicy, parse_range
+from spoold.http.conditional import parse_range
+from spoold.web.files import FilesPolicy
 from spoold.web.site import WebPolicy
 
 DATA = bytes(range(256)) * 5000  # 1.28 MB, several chunks

@@ -18,7 +18,8 @@ from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from spoold.systemd.notify import Notifier, SystemdService, status_line
+from spoold.systemd.notify import Notifier, status_line
+from spoold.systemd.service import SystemdService
 
 
 class Systemd:

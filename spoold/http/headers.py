@@ -1,5 +1,5 @@
-"""Header text: ``type; name="value"`` parameters, RFC 2231 and HTML5 encodings, and a
-reason phrase safe for the status line.
+"""Header text: ``type; name="value"`` parameters, RFC 2231 and HTML5 encodings, the
+request line, and a reason phrase safe for the status line.
 
 Pure functions over text, used by the form parser for ``Content-Type`` and each part's
 ``Content-Disposition``. Strict where leniency would let two readers of the same bytes
@@ -11,11 +11,19 @@ thing spoold reads parameters from.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 from spoold.http.errors import InvalidForm
 
-__all__ = ["extended_value", "html5_unescape", "parse_header_value", "reason_phrase"]
+__all__ = [
+    "RequestLine",
+    "extended_value",
+    "html5_unescape",
+    "parse_header_value",
+    "parse_request_line",
+    "reason_phrase",
+]
 
 
 def html5_unescape(value: str) -> str:
@@ -103,6 +111,32 @@ def parse_header_value(value: str) -> tuple[str, dict[str, str]]:
             raise InvalidForm(f"the header parameter {key[:50]!r} is given twice")
         params[key] = item
     return main, params
+
+
+# -- the request line ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLine:
+    """``POST /legacy/?x=1 HTTP/1.1``, as the client sent it (bytes: not yet decoded)."""
+
+    method: bytes
+    target: bytes
+    version: bytes
+
+    @property
+    def path(self) -> bytes:
+        """The target without its query (``/legacy/``)."""
+        return self.target.split(b"?", 1)[0]
+
+
+def parse_request_line(line: bytes) -> RequestLine | None:
+    """The three words of a request line; None when it has not exactly three (Twisted
+    answers such a line with 400 itself, so callers only need to not trust it)."""
+    parts = line.split(b" ")
+    if len(parts) != 3 or not all(parts):
+        return None
+    return RequestLine(*parts)
 
 
 # -- writing ---------------------------------------------------------------------------

@@ -12,6 +12,21 @@
   requests does, see the 413 instead of a reset connection.
 * **Slow clients time out.** :class:`SpooldChannel` gives the request line and headers a
   deadline however slowly the bytes trickle (slowloris); the idle timeout is Twisted's.
+
+Both need to know things about a request before Twisted hands it over with its body: the
+request line (to refuse an upload from its headers) and whether the client left. Twisted
+keeps those in private attributes (``HTTPChannel._command``, ``Request._disconnected``);
+spoold records its own copies through overridable methods and public API instead:
+
+* the request line: :meth:`SpooldChannel.lineReceived` sees every line and, when a line
+  made Twisted create a request, stores it on that request (:attr:`SpooldRequest.request_line`);
+* disconnects: :attr:`SpooldRequest.gone`, set by the request's own ``notifyFinish()``
+  errback (Twisted fires it when the connection is lost);
+* whether a response is under way (the header deadline must not run meanwhile): set in
+  ``allContentReceived``, cleared in ``requestDone``.
+
+``tests/adapter/test_web_request.py`` checks each of these against the installed
+Twisted, so a Twisted release that changes when these methods run fails loudly there.
 """
 
 from __future__ import annotations
@@ -25,7 +40,7 @@ from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request
 
-from spoold.web.responses import reason_phrase
+from spoold.http.headers import RequestLine, parse_request_line, reason_phrase
 
 if TYPE_CHECKING:
     from spoold.web.site import SpooldSite
@@ -38,9 +53,21 @@ log = Logger()
 class SpooldRequest(Request):
     """A request whose body goes to the site's body folder, within the site's limit."""
 
+    #: The request line, known from the moment it arrives (Twisted's own ``method`` and
+    #: ``uri`` are set only once the body is in); None if it was malformed.
+    request_line: RequestLine | None = None
+    #: True once the client went away: writing or finishing then raises in Twisted.
+    gone = False
     _refused = False
     _received = 0
     _drained = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.notifyFinish().addErrback(self._lost)
+
+    def _lost(self, _reason: object) -> None:
+        self.gone = True
 
     @property
     def _site(self) -> SpooldSite:
@@ -119,7 +146,8 @@ class SpooldRequest(Request):
             b"Connection: close\r\n\r\n"
         )
         self.channel.transport.write(head + body)
-        self._site.metrics.record_request(getattr(self.channel, "_command", None), status)
+        method = self.request_line.method if self.request_line is not None else None
+        self._site.metrics.record_request(method, status)
         if code is not None:
             self._site.metrics.record_rejection(code)
         log.info("refused a request body from {client}: {status} {message}",
@@ -148,16 +176,27 @@ class SpooldChannel(HTTPChannel):
     headerTimeout: float | None = 30.0
     _headerCall: Any = None
     _inBody = False
+    #: A request is being answered: what arrives meanwhile is buffered, not parsed.
+    _responding = False
 
     def dataReceived(self, data: bytes) -> None:
         if (
             self.headerTimeout
             and self._headerCall is None
-            and not self._handlingRequest
+            and not self._responding
             and not self._inBody
         ):
             self._headerCall = self.callLater(self.headerTimeout, self._headersTooSlow)
         super().dataReceived(data)
+
+    def lineReceived(self, line: bytes) -> None:
+        pending = len(self.requests)
+        super().lineReceived(line)
+        # A request line is the one line that makes Twisted create a request. (Lines
+        # that end a request can start the next one inside this call, through the
+        # buffered pipelined data; that one was counted by its own, nested, call.)
+        if len(self.requests) > pending and isinstance(self.requests[-1], SpooldRequest):
+            self.requests[-1].request_line = parse_request_line(line)
 
     def allHeadersReceived(self) -> None:
         self._cancelHeaderCall()
@@ -166,7 +205,13 @@ class SpooldChannel(HTTPChannel):
 
     def allContentReceived(self) -> None:
         self._inBody = False
+        self._responding = True
         super().allContentReceived()
+
+    def requestDone(self, request: Request) -> None:
+        if self.persistent:
+            self._responding = False  # before the buffered next request is parsed
+        super().requestDone(request)
 
     def connectionLost(self, reason: Any) -> None:
         self._cancelHeaderCall()

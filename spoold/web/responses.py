@@ -70,8 +70,13 @@ def finish_body(request: Request, body: bytes, content_type: str, *, cache_contr
 
 
 def is_gone(request: Request) -> bool:
-    """Whether the client went away (writing or finishing then is an error in Twisted)."""
-    return bool(getattr(request, "_disconnected", False)) or bool(getattr(request, "finished", False))
+    """Whether the request is over: answered, or its client went away (writing or
+    finishing then is an error in Twisted).
+
+    The client's leaving is known for :class:`spoold.web.request.SpooldRequest` (its
+    ``gone``), which every request of spoold's site is.
+    """
+    return bool(getattr(request, "gone", False)) or bool(request.finished)
 
 
 class LeafResource(Resource):

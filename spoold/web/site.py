@@ -97,15 +97,13 @@ class SpooldSite(Site):
     #: The upload resource, for refusing uploads before their body is in.
     upload: UploadResource | None = None
 
-    def early_refusal(self, request: Request) -> Refusal | None:
+    def early_refusal(self, request: SpooldRequest) -> Refusal | None:
         """An answer for a request whose body need not be read (an upload with no
         credentials, or with uploads disabled), from the request line and headers."""
-        # The request line is parsed by the channel, which keeps it until the body is in.
-        method = getattr(request.channel, "_command", None)
-        path = getattr(request.channel, "_path", None)
-        if self.upload is None or method != b"POST" or not isinstance(path, bytes):
+        line = request.request_line
+        if self.upload is None or line is None or line.method != b"POST":
             return None
-        if path.split(b"?", 1)[0] not in UPLOAD_PATHS:
+        if line.path not in UPLOAD_PATHS:
             return None
         return self.upload.precheck(request.getHeader(b"authorization"))
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
-from testlib.web_harness import Connection, MemoryStorage, make_site, raw_request, request
+from testlib.web_harness import make_site
 
-from spoold.spool.queue import Spool
 from spoold.http.conditional import parse_range
+from spoold.spool.queue import Spool
+from spoold.storage.local import LocalStorage
+from spoold.testing import Connection, MemoryStorage, raw_request, request
 from spoold.web.files import FilesPolicy
 from spoold.web.site import WebPolicy
 
@@ -18,22 +21,31 @@ URL = "/packages/foo-bar/foo_bar-1.0-py3-none-any.whl"
 SMALL_CHUNKS = WebPolicy(files=FilesPolicy(chunk=64 * 1024))
 
 
+METADATA = b"Metadata-Version: 2.1\nName: foo-bar\n"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 @pytest.fixture
-def local(tmp_path: Path) -> MemoryStorage:
-    storage = MemoryStorage(tmp_path / "storage")
-    storage.add_file(KEY, DATA)
-    storage.add_file(KEY + ".metadata", b"Metadata-Version: 2.1\nName: foo-bar\n")
+def local(tmp_path: Path) -> LocalStorage:
+    """Files on disk: streamed by spoold."""
+    storage = LocalStorage(tmp_path / "storage")
+    storage.put_file(KEY, DATA, sha256(DATA))
+    storage.put_file(KEY + ".metadata", METADATA, sha256(METADATA))
     return storage
 
 
 @pytest.fixture
-def s3(tmp_path: Path) -> MemoryStorage:
-    storage = MemoryStorage(tmp_path / "storage", s3=True)
-    storage.add_file(KEY, DATA)
+def s3() -> MemoryStorage:
+    """Files "in a bucket": redirected to a presigned URL, or proxied."""
+    storage = MemoryStorage(presign="https://bucket.example/")
+    storage.put_file(KEY, DATA, sha256(DATA))
     return storage
 
 
-def test_local_file_is_streamed(tmp_path: Path, spool: Spool, local: MemoryStorage) -> None:
+def test_local_file_is_streamed(tmp_path: Path, spool: Spool, local: LocalStorage) -> None:
     site = make_site(tmp_path, spool, storage=local, policy=SMALL_CHUNKS)
     conn = Connection(site)
     conn.send(raw_request("GET", URL))
@@ -48,20 +60,20 @@ def test_local_file_is_streamed(tmp_path: Path, spool: Spool, local: MemoryStora
     assert not conn.closed  # keep-alive still works after a streamed body
 
 
-def test_metadata_file(tmp_path: Path, spool: Spool, local: MemoryStorage) -> None:
+def test_metadata_file(tmp_path: Path, spool: Spool, local: LocalStorage) -> None:
     site = make_site(tmp_path, spool, storage=local)
     r = request(site, "GET", URL + ".metadata")
     assert r.status == 200 and r.body.startswith(b"Metadata-Version")
 
 
-def test_etag_and_if_none_match(tmp_path: Path, spool: Spool, local: MemoryStorage) -> None:
+def test_etag_and_if_none_match(tmp_path: Path, spool: Spool, local: LocalStorage) -> None:
     site = make_site(tmp_path, spool, storage=local)
     etag = request(site, "GET", URL).header("etag")
     r = request(site, "GET", URL, {"If-None-Match": etag})
     assert r.status == 304 and r.body == b""
 
 
-def test_head(tmp_path: Path, spool: Spool, local: MemoryStorage) -> None:
+def test_head(tmp_path: Path, spool: Spool, local: LocalStorage) -> None:
     site = make_site(tmp_path, spool, storage=local)
     r = request(site, "HEAD", URL)
     assert r.status == 200 and r.body == b"" and r.header("content-length") == str(len(DATA))
@@ -72,7 +84,7 @@ def test_head(tmp_path: Path, spool: Spool, local: MemoryStorage) -> None:
     [("bytes=0-99", 0, 100), ("bytes=100-", 100, len(DATA)), ("bytes=-50", len(DATA) - 50, len(DATA)),
      ("bytes=1000-999999999", 1000, len(DATA))],
 )
-def test_single_ranges(tmp_path: Path, spool: Spool, local: MemoryStorage, header: str, start: int, end: int) -> None:
+def test_single_ranges(tmp_path: Path, spool: Spool, local: LocalStorage, header: str, start: int, end: int) -> None:
     site = make_site(tmp_path, spool, storage=local, policy=SMALL_CHUNKS)
     r = request(site, "GET", URL, {"Range": header})
     assert r.status == 206
@@ -80,7 +92,7 @@ def test_single_ranges(tmp_path: Path, spool: Spool, local: MemoryStorage, heade
     assert r.header("content-range") == f"bytes {start}-{end - 1}/{len(DATA)}"
 
 
-def test_unsatisfiable_and_ignored_ranges(tmp_path: Path, spool: Spool, local: MemoryStorage) -> None:
+def test_unsatisfiable_and_ignored_ranges(tmp_path: Path, spool: Spool, local: LocalStorage) -> None:
     site = make_site(tmp_path, spool, storage=local)
     r = request(site, "GET", URL, {"Range": f"bytes={len(DATA)}-"})
     assert r.status == 416 and r.header("content-range") == f"bytes */{len(DATA)}"
@@ -117,7 +129,7 @@ def test_parse_range() -> None:
         "/packages/foo-bar/x%5Cy.whl",
     ],
 )
-def test_no_escapes_and_404s(tmp_path: Path, spool: Spool, local: MemoryStorage, path: str) -> None:
+def test_no_escapes_and_404s(tmp_path: Path, spool: Spool, local: LocalStorage, path: str) -> None:
     (tmp_path / "storage" / "packages" / "secret").write_text("x")
     site = make_site(tmp_path, spool, storage=local)
     r = request(site, "GET", path)
@@ -141,9 +153,9 @@ def test_s3_proxy(tmp_path: Path, spool: Spool, s3: MemoryStorage) -> None:
     assert request(site, "GET", "/packages/foo-bar/missing-1.0.tar.gz").status == 404
 
 
-def test_storage_down(tmp_path: Path, spool: Spool, local: MemoryStorage) -> None:
-    local.down = "disk unmounted"
-    site = make_site(tmp_path, spool, storage=local)
+def test_storage_down(tmp_path: Path, spool: Spool, s3: MemoryStorage) -> None:
+    s3.down = "disk unmounted"
+    site = make_site(tmp_path, spool, storage=s3)
     r = request(site, "GET", URL)
     assert r.status == 503 and "disk unmounted" in r.text
 
@@ -161,7 +173,7 @@ def _paused_connection(site):  # type: ignore[no-untyped-def]
     return conn
 
 
-def test_a_slow_client_slows_the_reads(tmp_path: Path, spool: Spool, local: MemoryStorage) -> None:
+def test_a_slow_client_slows_the_reads(tmp_path: Path, spool: Spool, local: LocalStorage) -> None:
     site = make_site(tmp_path, spool, storage=local, policy=SMALL_CHUNKS)
     conn = _paused_connection(site)
     conn.send(raw_request("GET", URL))
@@ -171,7 +183,7 @@ def test_a_slow_client_slows_the_reads(tmp_path: Path, spool: Spool, local: Memo
     assert r.body == DATA
 
 
-def test_client_going_away_closes_the_file(tmp_path: Path, spool: Spool, local: MemoryStorage) -> None:
+def test_client_going_away_closes_the_file(tmp_path: Path, spool: Spool, local: LocalStorage) -> None:
     from twisted.internet.error import ConnectionLost
     from twisted.python.failure import Failure
 
@@ -186,7 +198,7 @@ def test_client_going_away_closes_the_file(tmp_path: Path, spool: Spool, local: 
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
-def test_wrong_methods(tmp_path: Path, spool: Spool, local: MemoryStorage, method: str) -> None:
+def test_wrong_methods(tmp_path: Path, spool: Spool, local: LocalStorage, method: str) -> None:
     site = make_site(tmp_path, spool, storage=local)
     r = request(site, method, URL)
     assert r.status == 405 and r.header("allow") == "GET, HEAD"

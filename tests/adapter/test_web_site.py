@@ -7,17 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testlib.web_harness import (
-    Connection,
-    FakeWaiter,
-    MemoryStorage,
-    basic,
-    make_site,
-    raw_request,
-    request,
-    upload_form,
-    wheel,
-)
+from testlib.web_harness import make_site, upload_form, wheel
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
 
@@ -25,6 +15,7 @@ from spoold.access.htpasswd import Htpasswd, add_user
 from spoold.config import Settings
 from spoold.spool.outcome import Result
 from spoold.spool.queue import Spool
+from spoold.testing import Connection, FakeWaiter, MemoryStorage, basic_auth, raw_request, request
 from spoold.web.site import WebPolicy, auth_from_settings, build_site
 
 
@@ -34,8 +25,8 @@ def reactor() -> MemoryReactorClock:
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> MemoryStorage:
-    return MemoryStorage(tmp_path / "storage")
+def storage() -> MemoryStorage:
+    return MemoryStorage()
 
 
 # -- /health and /metrics ----------------------------------------------------------------------
@@ -134,7 +125,7 @@ def test_timeouts_do_not_cut_an_upload_waiting_for_its_outcome(tmp_path: Path, s
     body, content_type = upload_form(*wheel())
     conn = Connection(site)
     conn.send(raw_request("POST", "/legacy/", {"Content-Type": content_type,
-                                               "Authorization": basic("alice", "pw")}, body))
+                                               "Authorization": basic_auth("alice", "pw")}, body))
     reactor.advance(300)  # a slow publish (S3 retries)
     assert not conn.closed
     [item] = list(waiter.waiting)
@@ -173,17 +164,17 @@ def test_front_page_and_404(tmp_path: Path, spool: Spool) -> None:
 def test_access_log_never_shows_credentials(tmp_path: Path, spool: Spool) -> None:
     site = make_site(tmp_path, spool)
     with capturedLogs() as events:
-        request(site, "GET", "/simple/?q=%0Ainjected", {"Authorization": basic("alice", "hunter2"),
+        request(site, "GET", "/simple/?q=%0Ainjected", {"Authorization": basic_auth("alice", "hunter2"),
                                                         "User-Agent": "pip/24.0"})
     lines = [e["log_format"].format(**e) for e in events if "uri" in e]
     assert len(lines) == 1
-    assert "hunter2" not in lines[0] and basic("alice", "hunter2")[6:] not in lines[0]
+    assert "hunter2" not in lines[0] and basic_auth("alice", "hunter2")[6:] not in lines[0]
     assert "GET /simple/?q=%0Ainjected" in lines[0] and "pip/24.0" in lines[0] and " 200 " in lines[0]
 
 
 def test_build_site_needs_a_way_to_run_blocking_calls(tmp_path: Path, spool: Spool) -> None:
     with pytest.raises(ValueError, match="threadpool"):
-        build_site(storage_reader=MemoryStorage(tmp_path), spool=spool, waiter=FakeWaiter(), auth=None,
+        build_site(storage_reader=MemoryStorage(), spool=spool, waiter=FakeWaiter(), auth=None,
                    settings=Settings(), reactor=MemoryReactorClock(), threadpool=None)
 
 
@@ -207,7 +198,7 @@ class _InlinePool:
 
 
 def test_build_site_with_a_threadpool(tmp_path: Path, spool: Spool, storage: MemoryStorage) -> None:
-    storage.pages["simple/index.html"] = b"root"
+    storage.put_page("simple/index.html", b"root", 1)
     site = build_site(storage_reader=storage, spool=spool, waiter=FakeWaiter(), auth=None,
                       settings=Settings(spool=str(spool.root), max_upload=1234),
                       reactor=_ThreadReactor(), threadpool=_InlinePool())  # type: ignore[arg-type]

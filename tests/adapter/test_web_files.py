@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from testlib.web_harness import make_site
 
-from spoold.http.conditional import parse_range
 from spoold.spool.queue import Spool
 from spoold.storage.local import LocalStorage
 from spoold.testing import Connection, MemoryStorage, raw_request, request
@@ -99,16 +98,6 @@ def test_unsatisfiable_and_ignored_ranges(tmp_path: Path, spool: Spool, local: L
     # several ranges, or a stale If-Range: the whole file
     assert request(site, "GET", URL, {"Range": "bytes=0-1,5-6"}).body == DATA
     assert request(site, "GET", URL, {"Range": "bytes=0-1", "If-Range": '"stale"'}).status == 200
-
-
-def test_parse_range() -> None:
-    assert parse_range(None, 10) is None
-    assert parse_range("bytes=0-0", 10) == (0, 1)
-    assert parse_range("bytes=5-2", 10) is None
-    assert parse_range("bytes=-0", 10) is False
-    assert parse_range("bytes=-20", 10) == (0, 10)
-    assert parse_range("items=0-1", 10) is None
-    assert parse_range("bytes=-", 10) is None
 
 
 @pytest.mark.parametrize(

@@ -26,8 +26,6 @@ __all__ = ["Notifier", "status_line"]
 
 _KEY = re.compile(r"[A-Z][A-Z0-9_]*\Z")
 
-#: Queue folders worth a glance in ``systemctl status``, in pipeline order.
-
 
 def _monotonic_usec() -> int:
     """CLOCK_MONOTONIC in microseconds: systemd >= 253 wants it with ``RELOADING=1``."""
@@ -140,10 +138,6 @@ class Notifier:
     def watchdog(self) -> bool:
         """I am alive and well; systemd restarts the service when these stop coming."""
         return self.send(WATCHDOG=1)
-
-    def extend_timeout(self, seconds: float) -> bool:
-        """Ask for more time in the current start/stop/reload phase (slow storage)."""
-        return self.send(EXTEND_TIMEOUT_USEC=int(seconds * 1_000_000))
 
 
 def status_line(counts: Mapping[str, int]) -> str:

@@ -78,7 +78,6 @@ class _Proxy:
 class FilesResource(LeafResource):
     """``/packages/...``; a leaf that reads ``request.postpath``."""
 
-
     def __init__(self, storage: StorageReader, run: Run, policy: FilesPolicy | None = None) -> None:
         super().__init__()
         self.storage = storage

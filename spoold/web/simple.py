@@ -62,7 +62,6 @@ def _query(request: Request) -> str:
 class SimpleResource(LeafResource):
     """``/simple/...``; a leaf: it reads ``request.postpath`` itself."""
 
-
     def __init__(self, storage: StorageReader, run: Run, policy: SimplePolicy | None = None,
                  cache: PageCache | None = None) -> None:
         super().__init__()

@@ -21,7 +21,6 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from spoold.access.htpasswd import Htpasswd
 from spoold.config import Settings
 from spoold.http.pagecache import PageCache
 from spoold.metrics import Metrics
@@ -40,7 +39,6 @@ __all__ = [
     "SpooldRequest",
     "SpooldSite",
     "WebPolicy",
-    "auth_from_settings",
     "build_site",
 ]
 
@@ -133,16 +131,6 @@ class SpooldSite(Site):
             length=request.sentLength or "-",
             agent=agent.encode("unicode_escape").decode("ascii"),
         )
-
-
-def auth_from_settings(settings: Settings) -> Htpasswd | None:
-    """The htpasswd accounts the settings name, or None (uploads refused with 403).
-
-    Raises :class:`~spoold.errors.ConfigError` if the file is named but unreadable.
-    """
-    if not settings.htpasswd:
-        return None
-    return Htpasswd(settings.htpasswd)
 
 
 def build_site(

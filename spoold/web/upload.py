@@ -273,7 +273,6 @@ class UploadResource(LeafResource):
             finish_text(request, 500, "Internal error while receiving the upload; see the server log")
 
 
-
 def _close(body: IO[bytes] | None) -> None:
     if body is not None:
         with contextlib.suppress(Exception):

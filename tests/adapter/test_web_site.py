@@ -16,7 +16,7 @@ from spoold.config import Settings
 from spoold.spool.outcome import Result
 from spoold.spool.queue import Spool
 from spoold.testing import Connection, FakeWaiter, MemoryStorage, basic_auth, raw_request, request
-from spoold.web.site import WebPolicy, auth_from_settings, build_site
+from spoold.web.site import WebPolicy, build_site
 
 
 @pytest.fixture
@@ -207,13 +207,6 @@ def test_build_site_with_a_threadpool(tmp_path: Path, spool: Spool, storage: Mem
     # Twisted must not parse multipart bodies into request.args (all in memory)
     assert site._parsePOSTFormSubmission is False
     assert request(site, "GET", "/simple/").body == b"root"
-
-
-def test_auth_from_settings(tmp_path: Path) -> None:
-    assert auth_from_settings(Settings(htpasswd=None)) is None
-    add_user(tmp_path / "h", "alice", "pw", rounds=4)
-    auth = auth_from_settings(Settings(htpasswd=str(tmp_path / "h")))
-    assert auth is not None and auth.users == {"alice"}
 
 
 @pytest.mark.parametrize(("method", "path", "status"), [("HEAD", "/nothing", 404), ("HEAD", "/legacy/", 405),

@@ -15,7 +15,7 @@ from spoold.access.htpasswd import Htpasswd, add_user
 from spoold.config import Settings
 from spoold.spool.outcome import Result
 from spoold.spool.queue import Spool
-from spoold.testing import Connection, FakeWaiter, MemoryStorage, basic_auth, raw_request, request
+from spoold.testing import Connection, FakeWaiter, ManualRun, MemoryStorage, basic_auth, raw_request, request
 from spoold.web.site import WebPolicy, build_site
 
 
@@ -204,9 +204,21 @@ def test_build_site_with_a_threadpool(tmp_path: Path, spool: Spool, storage: Mem
                       reactor=_ThreadReactor(), threadpool=_InlinePool())  # type: ignore[arg-type]
     assert site.max_body == 1234
     assert site.body_dir == spool.tmp
-    # Twisted must not parse multipart bodies into request.args (all in memory)
-    assert site._parsePOSTFormSubmission is False
     assert request(site, "GET", "/simple/").body == b"root"
+
+
+def test_twisted_does_not_parse_upload_bodies_into_args(tmp_path: Path, spool: Spool) -> None:
+    """Twisted's form parsing reads the whole body into memory; uploads parse it from disk."""
+    add_user(tmp_path / "htpasswd", "alice", "pw", rounds=4)
+    run = ManualRun()  # the request stays in the channel, its password check queued
+    site = make_site(tmp_path, spool, auth=Htpasswd(tmp_path / "htpasswd"), run=run)
+    body, content_type = upload_form(*wheel())
+    conn = Connection(site)
+    conn.request("POST", "/legacy/?q=1", {"Content-Type": content_type,
+                                          "Authorization": basic_auth("alice", "pw")}, body)
+    [pending] = conn.channel.requests
+    assert run.names() == ["verify"]
+    assert pending.args == {b"q": [b"1"]}  # the query only, not the form's fields
 
 
 @pytest.mark.parametrize(("method", "path", "status"), [("HEAD", "/nothing", 404), ("HEAD", "/legacy/", 405),

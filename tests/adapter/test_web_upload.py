@@ -148,10 +148,8 @@ def test_content_before_the_fields(site, spool: Spool) -> None:  # type: ignore[
 
 
 def test_large_bodies_are_buffered_in_the_spool_tmp(site, spool: Spool) -> None:  # type: ignore[no-untyped-def]
-    filename, data = wheel("demo", "1.0")
-    body, content_type = upload_form(filename, data + b"")
-    body = body  # > 100 KB because of the description field
-    assert len(body) > 100_000
+    body, content_type = upload_form(*wheel("demo", "1.0"))
+    assert len(body) > 100_000  # because of the description field
     conn = Connection(site)
     head = raw_request("POST", "/legacy/", {"Content-Type": content_type,
                                             "Authorization": basic_auth(USER, PASSWORD)}, body)

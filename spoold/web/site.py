@@ -74,6 +74,12 @@ class SpooldSite(Site):
     """A :class:`Site` with spoold's request, channel, limits, metrics and access log."""
 
     requestFactory = SpooldRequest
+    protocol = SpooldChannel  # HTTP/1.1 only: spoold's limits live in this channel
+
+    #: The upload resource, for refusing uploads before their body is in.
+    upload: UploadResource | None = None
+    #: The index page cache, for the worker to invalidate on publish (None: off).
+    page_cache: PageCache | None = None
 
     def __init__(
         self,
@@ -92,9 +98,6 @@ class SpooldSite(Site):
         self.metrics = metrics
         self.web = web
 
-    #: The upload resource, for refusing uploads before their body is in.
-    upload: UploadResource | None = None
-
     def early_refusal(self, request: SpooldRequest) -> Refusal | None:
         """An answer for a request whose body need not be read (an upload with no
         credentials, or with uploads disabled), from the request line and headers."""
@@ -106,14 +109,9 @@ class SpooldSite(Site):
         return self.upload.precheck(request.getHeader(b"authorization"))
 
     def buildProtocol(self, addr: Any) -> SpooldChannel:
-        channel = SpooldChannel()
-        channel.factory = self
-        channel.callLater = self.reactor.callLater
-        channel.timeOut = self.timeOut
+        channel = super().buildProtocol(addr)  # factory, clock, idle timeout, site
         channel.headerTimeout = self.web.header_timeout
-        channel.requestFactory = self.requestFactory
-        channel.site = self
-        return channel
+        return channel  # type: ignore[no-any-return]
 
     def log(self, request: Request) -> None:
         """One line per request (never the Authorization header), and the request count."""

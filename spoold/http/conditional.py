@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["etag_matches", "parse_range"]
+__all__ = ["etag_matches", "parse_range", "range_applies"]
 
 
 def etag_matches(if_none_match: bytes | None, etag: str) -> bool:
@@ -20,6 +20,13 @@ def etag_matches(if_none_match: bytes | None, etag: str) -> bool:
         return True
     wanted = etag.removeprefix("W/")
     return any(tag.strip().removeprefix("W/") == wanted for tag in text.split(",") if tag.strip())
+
+
+def range_applies(if_range: bytes | None, etag: str) -> bool:
+    """Whether a ``Range`` is honoured: always without ``If-Range``; with it only while it
+    names the current ETag exactly (a strong comparison, RFC 9110 13.1.5). A date or an
+    older tag means the client's partial copy is stale, so it gets the whole file."""
+    return if_range is None or if_range.decode("latin-1").strip() == etag
 
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")

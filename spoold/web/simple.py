@@ -9,7 +9,8 @@ serves the same bytes.
 Every answer carries ``Vary: Accept`` (the same URL has two representations, and a cache
 must not hand the JSON page to a browser), and a strong ``ETag`` from storage so clients
 revalidate with ``If-None-Match`` and get 304. Redirects are relative (``../foo/``) so a
-reverse proxy can mount spoold under any prefix.
+reverse proxy can mount spoold under any prefix; which path serves, redirects or is not
+found is :func:`spoold.http.paths.simple_route`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from packaging.utils import canonicalize_name
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
@@ -26,7 +26,7 @@ from spoold.errors import Transient
 from spoold.http.conditional import etag_matches
 from spoold.http.negotiation import Choice, Format, NotAcceptable, choose
 from spoold.http.pagecache import PageCache
-from spoold.http.paths import decode_segments, is_project_name
+from spoold.http.paths import NotFound, Redirect, simple_route
 from spoold.index.manifest import RootIndex
 from spoold.index.pages import render_root_html, render_root_json
 from spoold.storage.base import Page
@@ -72,24 +72,12 @@ class SimpleResource(LeafResource):
 
     def render_GET(self, request: Request) -> bytes | int:
         request.setHeader(b"vary", b"Accept")
-        segments = decode_segments(request.postpath or [])
-        if segments is None:
-            return send_text(request, 404, "Not found")
-        if segments == []:  # /simple
-            return self._redirect(request, "simple/")
-        if segments == [""]:
-            return self._serve(request, None)
-        if len(segments) > 2 or (len(segments) == 2 and segments[1] != ""):
-            return send_text(request, 404, "Not found")
-        name = segments[0]
-        if not is_project_name(name):
-            return send_text(request, 404, f"No project named {name[:200]!r}: not a valid project name")
-        project = canonicalize_name(name)
-        if len(segments) == 1:  # /simple/Name (no slash)
-            return self._redirect(request, f"{project}/")
-        if project != name:
-            return self._redirect(request, f"../{project}/")
-        return self._serve(request, project)
+        route = simple_route(request.postpath or [])
+        if isinstance(route, NotFound):
+            return send_text(request, 404, route.message)
+        if isinstance(route, Redirect):
+            return self._redirect(request, route.location)
+        return self._serve(request, route.project)
 
     def _redirect(self, request: Request, location: str) -> bytes:
         body = send_text(request, 301, f"Moved to {location}", headers=[

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from spoold.http.conditional import etag_matches, parse_range
+from spoold.http.conditional import etag_matches, parse_range, range_applies
 from spoold.http.headers import RequestLine, parse_request_line, reason_phrase
-from spoold.http.paths import decode_segments, is_project_name
+from spoold.http.paths import (
+    NotFound,
+    Redirect,
+    ServePage,
+    decode_segments,
+    is_project_name,
+    package_file_key,
+    simple_route,
+)
 
 # -- If-None-Match and Range ------------------------------------------------------------------
 
@@ -40,6 +48,13 @@ def test_parse_range_forms(header: str, expected: object) -> None:
     assert parse_range(header, 10) == expected
 
 
+def test_range_applies_only_while_if_range_names_the_current_etag() -> None:
+    assert range_applies(None, '"a"')
+    assert range_applies(b' "a" ', '"a"')
+    for stale in (b'"b"', b'W/"a"', b"Tue, 01 Jan 2030 00:00:00 GMT", b""):
+        assert not range_applies(stale, '"a"'), stale
+
+
 # -- paths ------------------------------------------------------------------------------------
 
 
@@ -57,6 +72,45 @@ def test_decode_segments() -> None:
     assert decode_segments([]) == []
     for bad in (b"a/b", b"a\\b", b"a\x00", b"a\x1f", b"a\x7f", b"\xff"):
         assert decode_segments([b"ok", bad]) is None, bad
+
+
+def _postpath(rest: str) -> list[bytes]:
+    """Twisted's ``postpath`` for what follows ``/simple`` or ``/packages`` in a URL:
+    split on ``/``, then each segment percent-decoded."""
+    from urllib.parse import unquote_to_bytes
+
+    return [unquote_to_bytes(p) for p in rest.split("/")[1:]]
+
+
+@pytest.mark.parametrize(
+    ("rest", "route"),
+    [("", Redirect("simple/")), ("/", ServePage(None)), ("/foo-bar/", ServePage("foo-bar")),
+     ("/foo-bar", Redirect("foo-bar/")), ("/Foo_Bar/", Redirect("../foo-bar/")),
+     ("/Foo__Bar", Redirect("foo-bar/")), ("/foo-bar/index.html", NotFound()), ("/a/b/", NotFound()),
+     ("/a%2Fb/", NotFound()), ("/%FF/", NotFound()),
+     ("/-bad-/", NotFound("No project named '-bad-': not a valid project name")),
+     ("/%3Cx%3E/", NotFound("No project named '<x>': not a valid project name"))],
+)
+def test_simple_route(rest: str, route: object) -> None:
+    assert simple_route(_postpath(rest)) == route
+
+
+def test_simple_route_bounds_the_name_in_its_message() -> None:
+    route = simple_route([b"<" * 500, b""])
+    assert isinstance(route, NotFound) and len(route.message) < 260
+
+
+@pytest.mark.parametrize(
+    ("rest", "key"),
+    [("/foo-bar/foo_bar-1.0-py3-none-any.whl", "packages/foo-bar/foo_bar-1.0-py3-none-any.whl"),
+     ("/foo-bar/foo_bar-1.0-py3-none-any.whl.metadata", "packages/foo-bar/foo_bar-1.0-py3-none-any.whl.metadata"),
+     ("/Foo_Bar/foo_bar-1.0-py3-none-any.whl", None), ("/foo-bar/..%2F..%2Fetc%2Fpasswd", None),
+     ("/foo-bar/%2E%2E", None), ("/foo-bar/.hidden", None), ("/foo-bar/a/b", None), ("/foo-bar/", None),
+     ("/foo-bar", None), ("/", None), ("", None), ("/foo-bar/%FF.whl", None), ("/foo-bar/x%00.whl", None),
+     ("/foo-bar/x%5Cy.whl", None), ("/foo-bar/" + "a" * 256, None), ("/-x-/a.whl", None)],
+)
+def test_package_file_key(rest: str, key: str | None) -> None:
+    assert package_file_key(_postpath(rest)) == key
 
 
 # -- the request line and the reason phrase ----------------------------------------------------

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from spoold.systemd.notify import Notifier, status_line
 from spoold.systemd.service import SystemdService
+from spoold.testing import run_now
 
 
 class Systemd:
@@ -78,11 +78,6 @@ def abstract_systemd() -> Iterator[Systemd]:
         yield Systemd("@" + name, sock)
     finally:
         sock.close()
-
-
-def synchronous(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred:
-    """Stands in for the thread pool: runs the call at once."""
-    return defer.maybeDeferred(f, *args, **kwargs)
 
 
 # -- Notifier ------------------------------------------------------------------------------
@@ -170,6 +165,15 @@ def test_watchdog_pid_defaults_to_this_process() -> None:
     assert Notifier.from_environment(env).watchdog_interval == 1.0
 
 
+def test_the_service_is_still_importable_from_notify() -> None:
+    """spoold.cli.daemon imports it from its old home; notify itself stays Twisted-free."""
+    import spoold.systemd.notify as notify
+
+    assert notify.SystemdService is SystemdService
+    with pytest.raises(AttributeError, match="no attribute 'Missing'"):
+        notify.Missing  # noqa: B018
+
+
 def test_status_line() -> None:
     counts = {"incoming": 0, "tmp": 5, "new": 3, "cur": 1, "deferred": 2, "done": 900, "failed": 4}
     assert status_line(counts) == "incoming 0, new 3, cur 1, deferred 2, failed 4"
@@ -193,7 +197,7 @@ def make_service(
     watchdog_usec: int | None = 30_000_000,
     healthy: Callable[[], bool] = lambda: True,
     status: Callable[[], str] = lambda: "new 0, cur 0",
-    run: Callable[..., Deferred] = synchronous,
+    run: Callable[..., Deferred] = run_now,
     status_interval: float = 10.0,
 ) -> SystemdService:
     notifier = Notifier(systemd.address, watchdog_usec=watchdog_usec, monotonic_usec=lambda: 42)
@@ -368,7 +372,7 @@ def test_without_systemd_the_service_does_nothing() -> None:
         Notifier.from_environment({}),
         healthy=lambda: calls.append("healthy") or True,
         status=lambda: calls.append("status") or "",
-        run=synchronous,
+        run=run_now,
     )
     service.startService()
     clock.pump([15.0] * 4)

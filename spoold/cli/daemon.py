@@ -29,9 +29,11 @@ from twisted.logger import (
 from twisted.python.threadpool import ThreadPool
 
 from spoold.config import Settings
+from spoold.http.health import Bugs
 from spoold.spool.queue import Spool, SpoolPolicy
 from spoold.spool.incoming import IncomingPolicy
-from spoold.systemd.notify import Notifier, SystemdService, status_line
+from spoold.systemd.notify import Notifier, status_line
+from spoold.systemd.service import SystemdService
 from spoold.storage import open_storage
 from spoold.threads import pool_runner
 from spoold.worker.watcher import FolderWatcher
@@ -131,6 +133,7 @@ def serve_extra(settings: Settings) -> Extra:
         site = build_site(
             storage_reader=worker.storage, spool=worker.spool, waiter=worker, auth=auth,
             settings=settings, reactor=reactor, threadpool=pool, auth_threadpool=auth_pool,
+            bugs=lambda: Bugs(worker.bugs, worker.last_bug),
         )
         site.noisy = False
         metrics = site.metrics

@@ -22,9 +22,10 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import IO
-from urllib.parse import unquote
 
-from spoold.errors import Rejected
+from spoold.http.errors import FormTooLarge, InvalidForm
+from spoold.http.headers import extended_value, html5_unescape, parse_header_value
+from spoold.http.reader import BufferedReader
 from spoold.inspection.filenames import check_filename
 
 __all__ = [
@@ -36,18 +37,6 @@ __all__ = [
     "boundary_of",
     "parse_form",
 ]
-
-
-class InvalidForm(Rejected):
-    """The body is not a well-formed ``multipart/form-data`` upload form."""
-
-    code = "invalid-form"
-
-
-class FormTooLarge(InvalidForm):
-    """A part of the form is larger, or the form has more parts, than spoold reads."""
-
-    code = "form-too-large"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +92,7 @@ def boundary_of(content_type: str | None) -> str:
             "the upload has no Content-Type; send it as multipart/form-data "
             "(as twine, uv publish and poetry publish do)"
         )
-    media, params = _parse_header_value(content_type)
+    media, params = parse_header_value(content_type)
     if media != "multipart/form-data":
         raise InvalidForm(
             f"the upload is {media[:100]!r}, not multipart/form-data; use twine, "
@@ -143,7 +132,7 @@ def parse_form(
     object's ``write`` raise.
     """
     boundary = boundary_of(content_type).encode("ascii")
-    reader = _Reader(body, limits.chunk_size)
+    reader = BufferedReader(body, limits.chunk_size)
     delimiter = b"\r\n--" + boundary
     keep = frozenset(keep)
     fields: dict[str, str] = {}
@@ -200,7 +189,7 @@ def _unterminated(name: str) -> str:
     )
 
 
-def _read_after_delimiter(reader: _Reader) -> bool:
+def _read_after_delimiter(reader: BufferedReader) -> bool:
     """After a delimiter: True for the closing ``--``, False for CRLF (a part follows)."""
     if reader.peek(2) == b"--":
         return True
@@ -215,7 +204,7 @@ def _read_after_delimiter(reader: _Reader) -> bool:
     return False
 
 
-def _read_part_headers(reader: _Reader, limits: FormLimits) -> dict[str, str]:
+def _read_part_headers(reader: BufferedReader, limits: FormLimits) -> dict[str, str]:
     headers: dict[str, str] = {}
     total = 0
     while True:
@@ -250,7 +239,7 @@ def _describe_part(headers: Mapping[str, str]) -> tuple[str, str | None, str]:
     disposition = headers.get("content-disposition")
     if disposition is None:
         raise InvalidForm("a part of the upload form has no Content-Disposition header")
-    kind, params = _parse_header_value(disposition)
+    kind, params = parse_header_value(disposition)
     if kind != "form-data":
         raise InvalidForm(
             f"a part of the upload form is {kind[:50]!r}, not form-data (Content-Disposition)"
@@ -267,17 +256,17 @@ def _describe_part(headers: Mapping[str, str]) -> tuple[str, str | None, str]:
         )
     filename: str | None
     if "filename*" in params:
-        filename = _rfc2231(params["filename*"])
+        filename = extended_value(params["filename*"])
     else:
         filename = params.get("filename")
     if filename is not None:
         _check_text(filename, "the filename")
-        filename = _html5_unescape(filename)
+        filename = html5_unescape(filename)
     part_type = headers.get("content-type", "text/plain" if filename is None else "application/octet-stream")
     return name, filename, part_type
 
 
-def _read_field(reader: _Reader, delimiter: bytes, name: str, limits: FormLimits) -> str:
+def _read_field(reader: BufferedReader, delimiter: bytes, name: str, limits: FormLimits) -> str:
     chunks: list[bytearray] = []
     size = 0
 
@@ -306,180 +295,5 @@ def _check_text(value: str, what: str) -> None:
         raise InvalidForm(f"{what} in the upload form contains a NUL character")
 
 
-def _html5_unescape(value: str) -> str:
-    """HTML5 / urllib3 2 encode ``"``, CR and LF in names as ``%22``, ``%0D``, ``%0A``."""
-    return value.replace("%22", '"').replace("%0D", "\r").replace("%0A", "\n")
-
-
-def _rfc2231(value: str) -> str:
-    """``utf-8''na%C3%AFve.whl`` -> ``naïve.whl`` (RFC 2231 / 5987 extended value)."""
-    charset, quote1, rest = value.partition("'")
-    _language, quote2, encoded = rest.partition("'")
-    if not quote1 or not quote2:
-        raise InvalidForm("the filename* parameter of the file part is malformed")
-    if charset.lower() not in ("utf-8", "us-ascii"):
-        raise InvalidForm(f"the filename* parameter uses charset {charset[:30]!r}; use UTF-8")
-    try:
-        return unquote(encoded, encoding="utf-8", errors="strict")
-    except UnicodeDecodeError:
-        raise InvalidForm("the filename* parameter of the file part is not UTF-8") from None
-
-
-def _parse_header_value(value: str) -> tuple[str, dict[str, str]]:
-    """``type; a=b; c="d \\" e"`` -> ("type", {"a": "b", "c": 'd " e'}); keys lowercased.
-
-    Quoted strings may hold ``;`` and the escapes ``\\"`` and ``\\\\``. A parameter given twice is
-    refused (which one a server picks is how smuggling attacks start).
-    """
-    i = 0
-    n = len(value)
-
-    def skip_ws() -> None:
-        nonlocal i
-        while i < n and value[i] in " \t":
-            i += 1
-
-    start = i
-    while i < n and value[i] != ";":
-        i += 1
-    main = value[start:i].strip().lower()
-    params: dict[str, str] = {}
-    while i < n:
-        i += 1  # the ';'
-        skip_ws()
-        start = i
-        while i < n and value[i] not in "=;":
-            i += 1
-        key = value[start:i].strip().lower()
-        if i >= n or value[i] == ";":
-            if key:
-                raise InvalidForm(f"the header parameter {key[:50]!r} has no value")
-            continue
-        i += 1  # the '='
-        skip_ws()
-        if i < n and value[i] == '"':
-            i += 1
-            chars: list[str] = []
-            while True:
-                if i >= n:
-                    raise InvalidForm("a quoted header parameter is not closed")
-                c = value[i]
-                if c == "\\" and i + 1 < n and value[i + 1] in '"\\':
-                    # Only \" and \\ are escapes: browsers send Windows paths
-                    # (C:\dir\file) unescaped, and those backslashes must survive so the
-                    # path is seen and refused.
-                    chars.append(value[i + 1])
-                    i += 2
-                    continue
-                if c == '"':
-                    i += 1
-                    break
-                chars.append(c)
-                i += 1
-            item = "".join(chars)
-            skip_ws()
-            if i < n and value[i] != ";":
-                raise InvalidForm("a header parameter has text after its closing quote")
-        else:
-            start = i
-            while i < n and value[i] != ";":
-                i += 1
-            item = value[start:i].strip()
-        if not key:
-            raise InvalidForm("a header parameter has no name")
-        if key in params:
-            raise InvalidForm(f"the header parameter {key[:50]!r} is given twice")
-        params[key] = item
-    return main, params
-
-
 def _show(line: bytes) -> str:
     return repr(line[:60].decode("ascii", "backslashreplace"))
-
-
-# -- reading -------------------------------------------------------------------------------
-
-
-class _Reader:
-    """A buffered reader that finds delimiters across chunk edges in bounded memory."""
-
-    def __init__(self, stream: IO[bytes], chunk_size: int) -> None:
-        self._stream = stream
-        self._chunk = max(chunk_size, 1024)
-        self._buf = bytearray()
-        self._pos = 0  # start of unread data in _buf
-        self._eof = False
-
-    def prepend(self, data: bytes) -> None:
-        self._buf[self._pos:self._pos] = data
-
-    def _fill(self) -> bool:
-        if self._eof:
-            return False
-        data = self._stream.read(self._chunk)
-        if not data:
-            self._eof = True
-            return False
-        if self._pos:
-            del self._buf[: self._pos]
-            self._pos = 0
-        self._buf += data
-        return True
-
-    def peek(self, size: int) -> bytes:
-        """Up to ``size`` bytes of what comes next, without consuming them."""
-        while len(self._buf) - self._pos < size and self._fill():
-            pass
-        return bytes(self._buf[self._pos:self._pos + size])
-
-    def read_line(self, limit: int) -> bytes | None:
-        """The next CRLF-terminated line without its CRLF; None at end of input."""
-        limit = max(limit, 0)
-        scanned = 0  # bytes after _pos already searched (minus one, for a split CRLF)
-        while True:
-            end = self._buf.find(b"\r\n", self._pos + scanned)
-            if end >= 0:
-                if end - self._pos > limit:
-                    break
-                line = bytes(self._buf[self._pos:end])
-                self._pos = end + 2
-                return line
-            scanned = max(0, len(self._buf) - self._pos - 1)
-            if scanned > limit:
-                break
-            if not self._fill():
-                return None
-        raise FormTooLarge(f"a header line of the upload form is longer than {limit} bytes")
-
-    def skip_until(self, delimiter: bytes) -> bool:
-        """Discard input up to and including ``delimiter``; False if it never comes."""
-        try:
-            self.copy_until(delimiter, None, "")
-        except InvalidForm:
-            return False
-        return True
-
-    def copy_until(
-        self, delimiter: bytes, write: Callable[[bytearray], object] | None, unterminated: str
-    ) -> int:
-        """Pass the input up to ``delimiter`` to ``write`` (None: discard); consume the
-        delimiter. Returns the number of bytes before it. Only ``len(delimiter) - 1`` bytes
-        are ever held back, so memory stays at one chunk whatever the part's size."""
-        keep = len(delimiter) - 1
-        total = 0
-        while True:
-            index = self._buf.find(delimiter, self._pos)
-            if index >= 0:
-                if index > self._pos and write is not None:
-                    write(self._buf[self._pos:index])
-                total += index - self._pos
-                self._pos = index + len(delimiter)
-                return total
-            safe = len(self._buf) - keep
-            if safe > self._pos:
-                if write is not None:
-                    write(self._buf[self._pos:safe])
-                total += safe - self._pos
-                self._pos = safe
-            if not self._fill():
-                raise InvalidForm(unterminated)

@@ -174,8 +174,6 @@ class Spool:
 
         With ``meta`` the item is a directory holding the bytes and ``meta.json``."""
         check_filename(filename)
-        if meta is not None and not isinstance(meta, ItemMeta):
-            meta = ItemMeta.from_json(meta)  # TODO(merge): callers pass ItemMeta
         delivery = Delivery(self.tmp, self.new, filename, meta)
         try:
             yield delivery

@@ -8,22 +8,21 @@ requests are supported. S3: a 302 to a presigned URL, so the bytes never pass th
 spoold; or, with ``FilesPolicy.proxy``, streamed through (reads in a thread, writes
 paced by the client) for networks where clients cannot reach the bucket.
 
-Paths are checked before storage sees them: exactly two segments, a valid project name
-in normalized form and a plain file name (no ``..``, no separators from ``%2F``, no
-dotfiles), so no request can name anything outside ``packages/``.
+Paths are checked before storage sees them (:func:`spoold.http.paths.package_file_key`):
+exactly two segments, a valid project name in normalized form and a plain file name (no
+``..``, no separators from ``%2F``, no dotfiles), so no request can name anything outside
+``packages/``. The ETag and Range rules are :mod:`spoold.http.conditional`.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import IO, Any, BinaryIO
 
-from packaging.utils import canonicalize_name
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -31,12 +30,13 @@ from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
 from spoold.errors import Transient
-from spoold.storage.base import InvalidKey, check_key
-from spoold.storage.keys import file_key
-from spoold.web import LeafResource, Run, StorageReader, decode_segments, finish_text, is_gone, send_text
-from spoold.web.simple import etag_matches, is_project_name
+from spoold.http.conditional import etag_matches, parse_range, range_applies
+from spoold.http.paths import package_file_key
+from spoold.threads import Run
+from spoold.web.protocols import StorageReader
+from spoold.web.responses import LeafResource, finish_text, is_gone, send_text
 
-__all__ = ["FilesPolicy", "FilesResource", "parse_range"]
+__all__ = ["FilesPolicy", "FilesResource"]
 
 log = Logger()
 
@@ -73,37 +73,8 @@ class _Proxy:
     mtime: float
 
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
-
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
-    """A single ``bytes=a-b`` range as (offset, length); None to send the whole file
-    (no header, several ranges, or a form we do not serve); False if unsatisfiable."""
-    if header is None:
-        return None
-    m = _RANGE.match(header.strip())
-    if not m or (not m[1] and not m[2]):
-        return None
-    if m[1]:
-        first = int(m[1])
-        last = int(m[2]) if m[2] else size - 1
-        if first >= size:
-            return False
-        if last < first:
-            return None
-        last = min(last, size - 1)
-    else:  # suffix: the last n bytes
-        n = int(m[2])
-        if n == 0:
-            return False
-        first = max(0, size - n)
-        last = size - 1
-    return (first, last - first + 1)
-
-
 class FilesResource(LeafResource):
     """``/packages/...``; a leaf that reads ``request.postpath``."""
-
 
     def __init__(self, storage: StorageReader, run: Run, policy: FilesPolicy | None = None) -> None:
         super().__init__()
@@ -112,21 +83,8 @@ class FilesResource(LeafResource):
         self.policy = policy or FilesPolicy()
 
     def render_GET(self, request: Request) -> bytes | int:
-        segments = decode_segments(request.postpath or [])
-        if segments is None or len(segments) != 2:
-            return send_text(request, 404, "Not found")
-        project, filename = segments
-        if (
-            not is_project_name(project)
-            or canonicalize_name(project) != project
-            or not filename
-            or filename.startswith(".")
-            or len(filename) > 255
-        ):
-            return send_text(request, 404, "Not found")
-        try:
-            key = check_key(file_key(project, filename))
-        except InvalidKey:
+        key = package_file_key(request.postpath or [])
+        if key is None:
             return send_text(request, 404, "Not found")
         d = self.run(self._locate, key)
         d.addCallback(self._send, request, key)
@@ -182,8 +140,7 @@ class FilesResource(LeafResource):
         ranged: tuple[int, int] | None | bool = None
         if isinstance(found, _Local):
             request.setHeader(b"accept-ranges", b"bytes")
-            if_range = request.getHeader(b"if-range")
-            if if_range is None or if_range.decode("latin-1").strip() == etag:
+            if range_applies(request.getHeader(b"if-range"), etag):
                 header = request.getHeader(b"range")
                 ranged = parse_range(header.decode("latin-1") if header else None, size)
         if ranged is False:

@@ -1,6 +1,7 @@
 """``GET /health`` (JSON for load balancers and people) and ``GET /metrics`` (Prometheus).
 
-Both read the spool's queue depths in a thread (a directory listing per folder); health
+The report itself, its schema and its JSON, is :mod:`spoold.http.health`. Both read the
+spool's queue depths in a thread (a directory listing per folder); health
 also checks the storage with its ``ping`` (a ``HEAD`` on the bucket for S3), also in a
 thread. ``/health`` answers 200 whenever spoold itself runs, as the contract says, and
 reports what is wrong in the body (``"ok": false``, the storage error): an index whose
@@ -10,59 +11,45 @@ take it out of rotation for that.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Any
 
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
 
-from spoold import __version__
+from spoold.http.health import Bugs, HealthReport, health_report
 from spoold.metrics import CONTENT_TYPE, Metrics
 from spoold.spool.queue import Spool
-from spoold.web import LeafResource, Run, finish_body, finish_text
+from spoold.threads import Run
+from spoold.web.responses import LeafResource, finish_body, finish_text
 
-__all__ = ["HealthResource", "MetricsResource", "health_report"]
+__all__ = ["HealthResource", "MetricsResource"]
 
 log = Logger()
 
 
-def health_report(spool: Spool, ping: Callable[[], None]) -> dict[str, Any]:
-    """Queue depths and storage reachability; blocking (run it in a thread)."""
-    counts = spool.counts()
-    error: str | None = None
-    try:
-        ping()
-    except Exception as e:  # any failure means "not reachable"; the message says why
-        error = str(e) or type(e).__name__
-    return {
-        "ok": error is None,
-        "version": __version__,
-        "queues": counts,
-        "storage": {"reachable": error is None, "error": error},
-    }
-
-
 class HealthResource(LeafResource):
 
-    def __init__(self, spool: Spool, ping: Callable[[], None], run: Run, metrics: Metrics | None = None) -> None:
+    def __init__(self, spool: Spool, ping: Callable[[], None], run: Run, metrics: Metrics | None = None,
+                 bugs: Callable[[], Bugs] = Bugs) -> None:
         super().__init__()
         self.spool = spool
         self.ping = ping
         self.run = run
         self.metrics = metrics
+        #: The worker's count of items that hit a bug (read on the reactor thread).
+        self.bugs = bugs
 
     def render_GET(self, request: Request) -> int:
-        d = self.run(health_report, self.spool, self.ping)
+        d = self.run(health_report, self.spool, self.ping, self.bugs())
         d.addCallbacks(self._report, self._failed, callbackArgs=(request,), errbackArgs=(request,))
         return NOT_DONE_YET
 
-    def _report(self, report: dict[str, Any], request: Request) -> None:
+    def _report(self, report: HealthReport, request: Request) -> None:
         if self.metrics is not None:
-            self.metrics.set_queue_depths(report["queues"])
-            self.metrics.storage_up.set(1 if report["storage"]["reachable"] else 0)
-        finish_body(request, (json.dumps(report, sort_keys=True) + "\n").encode(), "application/json")
+            self.metrics.set_queue_depths(report.queues)
+            self.metrics.storage_up.set(1 if report.storage.reachable else 0)
+        finish_body(request, report.as_json().encode(), "application/json")
 
     def _failed(self, failure: Failure, request: Request) -> None:
         log.failure("health check failed", failure)

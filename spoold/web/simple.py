@@ -9,34 +9,35 @@ serves the same bytes.
 Every answer carries ``Vary: Accept`` (the same URL has two representations, and a cache
 must not hand the JSON page to a browser), and a strong ``ETag`` from storage so clients
 revalidate with ``If-None-Match`` and get 304. Redirects are relative (``../foo/``) so a
-reverse proxy can mount spoold under any prefix.
+reverse proxy can mount spoold under any prefix; which path serves, redirects or is not
+found is :func:`spoold.http.paths.simple_route`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 
-from packaging.utils import canonicalize_name
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
 
 from spoold.errors import Transient
-from spoold.index.pages import render_root_html, render_root_json
-from spoold.index.manifest import RootIndex
+from spoold.http.conditional import etag_matches
 from spoold.http.negotiation import Choice, Format, NotAcceptable, choose
+from spoold.http.pagecache import PageCache
+from spoold.http.paths import NotFound, Redirect, simple_route
+from spoold.index.manifest import RootIndex
+from spoold.index.pages import render_root_html, render_root_json
 from spoold.storage.base import Page
 from spoold.storage.keys import project_page_keys, root_page_keys
-from spoold.http.pagecache import PageCache
-from spoold.web import LeafResource, Run, StorageReader, decode_segments, finish_text, is_gone, send_text
+from spoold.threads import Run
+from spoold.web.protocols import StorageReader
+from spoold.web.responses import LeafResource, finish_text, is_gone, send_text
 
 log = Logger()
 
-__all__ = ["SimpleResource", "SimplePolicy", "etag_matches", "is_project_name"]
-
-_PROJECT_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,198}[A-Za-z0-9])?$")
+__all__ = ["SimplePolicy", "SimpleResource"]
 
 #: Served when nothing was ever published, so pip sees an empty index, not an error.
 _EMPTY_ROOT = {
@@ -53,22 +54,6 @@ class SimplePolicy:
     retry_after: int = 30
 
 
-def is_project_name(name: str) -> bool:
-    """A valid project name (PEP 508 / core metadata ``Name``)."""
-    return bool(_PROJECT_NAME.match(name))
-
-
-def etag_matches(if_none_match: bytes | None, etag: str) -> bool:
-    """Whether ``If-None-Match`` names ``etag`` (weak comparison, RFC 9110 13.1.2)."""
-    if if_none_match is None:
-        return False
-    text = if_none_match.decode("latin-1").strip()
-    if text == "*":
-        return True
-    wanted = etag.removeprefix("W/")
-    return any(tag.strip().removeprefix("W/") == wanted for tag in text.split(",") if tag.strip())
-
-
 def _query(request: Request) -> str:
     _, question, query = request.uri.partition(b"?")
     return ("?" + query.decode("latin-1")) if question else ""
@@ -76,7 +61,6 @@ def _query(request: Request) -> str:
 
 class SimpleResource(LeafResource):
     """``/simple/...``; a leaf: it reads ``request.postpath`` itself."""
-
 
     def __init__(self, storage: StorageReader, run: Run, policy: SimplePolicy | None = None,
                  cache: PageCache | None = None) -> None:
@@ -88,24 +72,12 @@ class SimpleResource(LeafResource):
 
     def render_GET(self, request: Request) -> bytes | int:
         request.setHeader(b"vary", b"Accept")
-        segments = decode_segments(request.postpath or [])
-        if segments is None:
-            return send_text(request, 404, "Not found")
-        if segments == []:  # /simple
-            return self._redirect(request, "simple/")
-        if segments == [""]:
-            return self._serve(request, None)
-        if len(segments) > 2 or (len(segments) == 2 and segments[1] != ""):
-            return send_text(request, 404, "Not found")
-        name = segments[0]
-        if not is_project_name(name):
-            return send_text(request, 404, f"No project named {name[:200]!r}: not a valid project name")
-        project = canonicalize_name(name)
-        if len(segments) == 1:  # /simple/Name (no slash)
-            return self._redirect(request, f"{project}/")
-        if project != name:
-            return self._redirect(request, f"../{project}/")
-        return self._serve(request, project)
+        route = simple_route(request.postpath or [])
+        if isinstance(route, NotFound):
+            return send_text(request, 404, route.message)
+        if isinstance(route, Redirect):
+            return self._redirect(request, route.location)
+        return self._serve(request, route.project)
 
     def _redirect(self, request: Request, location: str) -> bytes:
         body = send_text(request, 301, f"Moved to {location}", headers=[

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from spoold.systemd.notify import Notifier, SystemdService, status_line
+from spoold.systemd.notify import Notifier, status_line
+from spoold.systemd.service import SystemdService
+from spoold.testing import run_now
 
 
 class Systemd:
@@ -77,11 +78,6 @@ def abstract_systemd() -> Iterator[Systemd]:
         yield Systemd("@" + name, sock)
     finally:
         sock.close()
-
-
-def synchronous(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred:
-    """Stands in for the thread pool: runs the call at once."""
-    return defer.maybeDeferred(f, *args, **kwargs)
 
 
 # -- Notifier ------------------------------------------------------------------------------
@@ -192,7 +188,7 @@ def make_service(
     watchdog_usec: int | None = 30_000_000,
     healthy: Callable[[], bool] = lambda: True,
     status: Callable[[], str] = lambda: "new 0, cur 0",
-    run: Callable[..., Deferred] = synchronous,
+    run: Callable[..., Deferred] = run_now,
     status_interval: float = 10.0,
 ) -> SystemdService:
     notifier = Notifier(systemd.address, watchdog_usec=watchdog_usec, monotonic_usec=lambda: 42)
@@ -367,7 +363,7 @@ def test_without_systemd_the_service_does_nothing() -> None:
         Notifier.from_environment({}),
         healthy=lambda: calls.append("healthy") or True,
         status=lambda: calls.append("status") or "",
-        run=synchronous,
+        run=run_now,
     )
     service.startService()
     clock.pump([15.0] * 4)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from testlib.web_harness import MemoryStorage, make_site, request
+from testlib.web_harness import make_site
+from twisted.internet.testing import MemoryReactorClock
 
 from spoold.http.negotiation import HTML_V1, JSON_V1
 from spoold.spool.queue import Spool
+from spoold.testing import MemoryStorage, request
 
 ROOT_HTML = b"<!DOCTYPE html><html><body><a href=\"foo-bar/\">Foo_Bar</a></body></html>\n"
 ROOT_JSON = b'{"meta":{"api-version":"1.1"},"projects":[{"name":"Foo_Bar"}]}\n'
@@ -18,14 +20,15 @@ PIP = f"{JSON_V1}, {HTML_V1}; q=0.1, text/html; q=0.01"
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> MemoryStorage:
-    s = MemoryStorage(tmp_path / "storage")
-    s.pages.update({
+def storage() -> MemoryStorage:
+    s = MemoryStorage()
+    for key, page in {
         "simple/index.html": ROOT_HTML,
         "simple/index.v1.json": ROOT_JSON,
         "simple/foo-bar/index.html": PAGE_HTML,
         "simple/foo-bar/index.v1.json": PAGE_JSON,
-    })
+    }.items():
+        s.put_page(key, page, 1)
     return s
 
 
@@ -140,7 +143,7 @@ def test_not_acceptable(site) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_empty_index_before_the_first_upload(tmp_path: Path, spool: Spool) -> None:
-    site = make_site(tmp_path, spool, storage=MemoryStorage(tmp_path / "empty"))
+    site = make_site(tmp_path, spool, storage=MemoryStorage())
     r = request(site, "GET", "/simple/")
     assert r.status == 200 and b"Simple index" in r.body
     r = request(site, "GET", "/simple/", {"Accept": JSON_V1})
@@ -160,3 +163,21 @@ def test_wrong_methods(site, method: str) -> None:  # type: ignore[no-untyped-de
     r = request(site, method, "/simple/foo-bar/")
     assert r.status == 405
     assert r.header("allow") == "GET, HEAD"
+
+
+def test_site_serves_hot_pages_without_a_storage_read(tmp_path: Path, spool: Spool) -> None:
+    storage = MemoryStorage()
+    storage.put_page("simple/demo/index.html", b"<html>v1</html>", 1)
+    reactor = MemoryReactorClock()
+    site = make_site(tmp_path, spool, storage=storage, reactor=reactor)
+    assert request(site, "GET", "/simple/demo/").body == b"<html>v1</html>"
+    assert request(site, "GET", "/simple/demo/").body == b"<html>v1</html>"
+    assert storage.reads == ["simple/demo/index.html"]
+    storage.put_page("simple/demo/index.html", b"<html>v2</html>", 2)
+    site.page_cache.invalidate("demo")  # what the worker does after publishing into demo
+    assert request(site, "GET", "/simple/demo/").body == b"<html>v2</html>"
+    storage.put_page("simple/demo/index.html", b"<html>v3</html>", 3)  # yank, or another host
+    assert request(site, "GET", "/simple/demo/").body == b"<html>v2</html>"
+    reactor.advance(site.page_cache.ttl)
+    assert request(site, "GET", "/simple/demo/").body == b"<html>v3</html>"
+    assert len(storage.reads) == 3

@@ -7,17 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testlib.web_harness import (
-    Connection,
-    FakeWaiter,
-    MemoryStorage,
-    basic,
-    make_site,
-    raw_request,
-    request,
-    upload_form,
-    wheel,
-)
+from testlib.web_harness import make_site, upload_form, wheel
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
 
@@ -25,7 +15,8 @@ from spoold.access.htpasswd import Htpasswd, add_user
 from spoold.config import Settings
 from spoold.spool.outcome import Result
 from spoold.spool.queue import Spool
-from spoold.web.site import WebPolicy, auth_from_settings, build_site
+from spoold.testing import Connection, FakeWaiter, ManualRun, MemoryStorage, basic_auth, raw_request, request
+from spoold.web.site import WebPolicy, build_site
 
 
 @pytest.fixture
@@ -34,8 +25,8 @@ def reactor() -> MemoryReactorClock:
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> MemoryStorage:
-    return MemoryStorage(tmp_path / "storage")
+def storage() -> MemoryStorage:
+    return MemoryStorage()
 
 
 # -- /health and /metrics ----------------------------------------------------------------------
@@ -134,7 +125,7 @@ def test_timeouts_do_not_cut_an_upload_waiting_for_its_outcome(tmp_path: Path, s
     body, content_type = upload_form(*wheel())
     conn = Connection(site)
     conn.send(raw_request("POST", "/legacy/", {"Content-Type": content_type,
-                                               "Authorization": basic("alice", "pw")}, body))
+                                               "Authorization": basic_auth("alice", "pw")}, body))
     reactor.advance(300)  # a slow publish (S3 retries)
     assert not conn.closed
     [item] = list(waiter.waiting)
@@ -173,17 +164,17 @@ def test_front_page_and_404(tmp_path: Path, spool: Spool) -> None:
 def test_access_log_never_shows_credentials(tmp_path: Path, spool: Spool) -> None:
     site = make_site(tmp_path, spool)
     with capturedLogs() as events:
-        request(site, "GET", "/simple/?q=%0Ainjected", {"Authorization": basic("alice", "hunter2"),
+        request(site, "GET", "/simple/?q=%0Ainjected", {"Authorization": basic_auth("alice", "hunter2"),
                                                         "User-Agent": "pip/24.0"})
     lines = [e["log_format"].format(**e) for e in events if "uri" in e]
     assert len(lines) == 1
-    assert "hunter2" not in lines[0] and basic("alice", "hunter2")[6:] not in lines[0]
+    assert "hunter2" not in lines[0] and basic_auth("alice", "hunter2")[6:] not in lines[0]
     assert "GET /simple/?q=%0Ainjected" in lines[0] and "pip/24.0" in lines[0] and " 200 " in lines[0]
 
 
 def test_build_site_needs_a_way_to_run_blocking_calls(tmp_path: Path, spool: Spool) -> None:
     with pytest.raises(ValueError, match="threadpool"):
-        build_site(storage_reader=MemoryStorage(tmp_path), spool=spool, waiter=FakeWaiter(), auth=None,
+        build_site(storage_reader=MemoryStorage(), spool=spool, waiter=FakeWaiter(), auth=None,
                    settings=Settings(), reactor=MemoryReactorClock(), threadpool=None)
 
 
@@ -207,22 +198,27 @@ class _InlinePool:
 
 
 def test_build_site_with_a_threadpool(tmp_path: Path, spool: Spool, storage: MemoryStorage) -> None:
-    storage.pages["simple/index.html"] = b"root"
+    storage.put_page("simple/index.html", b"root", 1)
     site = build_site(storage_reader=storage, spool=spool, waiter=FakeWaiter(), auth=None,
                       settings=Settings(spool=str(spool.root), max_upload=1234),
                       reactor=_ThreadReactor(), threadpool=_InlinePool())  # type: ignore[arg-type]
     assert site.max_body == 1234
     assert site.body_dir == spool.tmp
-    # Twisted must not parse multipart bodies into request.args (all in memory)
-    assert site._parsePOSTFormSubmission is False
     assert request(site, "GET", "/simple/").body == b"root"
 
 
-def test_auth_from_settings(tmp_path: Path) -> None:
-    assert auth_from_settings(Settings(htpasswd=None)) is None
-    add_user(tmp_path / "h", "alice", "pw", rounds=4)
-    auth = auth_from_settings(Settings(htpasswd=str(tmp_path / "h")))
-    assert auth is not None and auth.users == {"alice"}
+def test_twisted_does_not_parse_upload_bodies_into_args(tmp_path: Path, spool: Spool) -> None:
+    """Twisted's form parsing reads the whole body into memory; uploads parse it from disk."""
+    add_user(tmp_path / "htpasswd", "alice", "pw", rounds=4)
+    run = ManualRun()  # the request stays in the channel, its password check queued
+    site = make_site(tmp_path, spool, auth=Htpasswd(tmp_path / "htpasswd"), run=run)
+    body, content_type = upload_form(*wheel())
+    conn = Connection(site)
+    conn.request("POST", "/legacy/?q=1", {"Content-Type": content_type,
+                                          "Authorization": basic_auth("alice", "pw")}, body)
+    [pending] = conn.channel.requests
+    assert run.names() == ["verify"]
+    assert pending.args == {b"q": [b"1"]}  # the query only, not the form's fields
 
 
 @pytest.mark.parametrize(("method", "path", "status"), [("HEAD", "/nothing", 404), ("HEAD", "/legacy/", 405),

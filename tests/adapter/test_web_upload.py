@@ -9,23 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testlib.web_harness import (
-    Connection,
-    FakeWaiter,
-    basic,
-    make_site,
-    raw_request,
-    request,
-    upload_form,
-    wheel,
-)
-from twisted.internet.error import ConnectionLost
+from testlib.web_harness import make_site, upload_form, wheel
 from twisted.internet.testing import MemoryReactorClock
-from twisted.python.failure import Failure
 
 from spoold.access.htpasswd import Htpasswd, add_user
 from spoold.spool.outcome import Result
 from spoold.spool.queue import META, PAYLOAD, Spool
+from spoold.testing import Connection, FakeWaiter, ManualRun, basic_auth, raw_request, request
 from spoold.web import reason_phrase
 from spoold.web.site import WebPolicy
 from spoold.web.upload import UploadPolicy
@@ -55,7 +45,7 @@ def site(tmp_path: Path, spool: Spool, auth: Htpasswd, waiter: FakeWaiter, react
 
 
 def post(conn: Connection, body: bytes, content_type: str, *, path: str = "/legacy/",
-         auth: str | None = basic(USER, PASSWORD), extra: dict[str, str] | None = None) -> None:
+         auth: str | None = basic_auth(USER, PASSWORD), extra: dict[str, str] | None = None) -> None:
     headers = {"Content-Type": content_type, **(extra or {})}
     if auth is not None:
         headers["Authorization"] = auth
@@ -132,7 +122,7 @@ def test_chunked_upload(site, spool: Spool, waiter: FakeWaiter) -> None:  # type
                        for i in range(0, len(body), 7000)) + b"0\r\n\r\n"
     conn = Connection(site)
     conn.send(raw_request("POST", "/legacy/", {
-        "Content-Type": content_type, "Authorization": basic(USER, PASSWORD),
+        "Content-Type": content_type, "Authorization": basic_auth(USER, PASSWORD),
         "Transfer-Encoding": "chunked"}, chunked))
     [item] = items(spool)
     assert (spool.new / item / PAYLOAD).read_bytes() == data
@@ -158,13 +148,11 @@ def test_content_before_the_fields(site, spool: Spool) -> None:  # type: ignore[
 
 
 def test_large_bodies_are_buffered_in_the_spool_tmp(site, spool: Spool) -> None:  # type: ignore[no-untyped-def]
-    filename, data = wheel("demo", "1.0")
-    body, content_type = upload_form(filename, data + b"")
-    body = body  # > 100 KB because of the description field
-    assert len(body) > 100_000
+    body, content_type = upload_form(*wheel("demo", "1.0"))
+    assert len(body) > 100_000  # because of the description field
     conn = Connection(site)
     head = raw_request("POST", "/legacy/", {"Content-Type": content_type,
-                                            "Authorization": basic(USER, PASSWORD)}, body)
+                                            "Authorization": basic_auth(USER, PASSWORD)}, body)
     conn.send(head[:-1000])  # all but the end: the body is being received
     content = conn.channel.requests[-1].content
     target = os.readlink(f"/proc/self/fd/{content.fileno()}")
@@ -185,7 +173,7 @@ def test_credentials_are_checked_once_per_burst(site, spool: Spool, auth: Htpass
 # -- authentication ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("credentials", [None, basic(USER, "wrong"), basic("mallory", PASSWORD), "Bearer x",
+@pytest.mark.parametrize("credentials", [None, basic_auth(USER, "wrong"), basic_auth("mallory", PASSWORD), "Bearer x",
                                          "Basic ???"])
 def test_bad_credentials_are_401(site, spool: Spool, credentials: str | None) -> None:  # type: ignore[no-untyped-def]
     body, content_type = upload_form(*wheel())
@@ -200,7 +188,7 @@ def test_bad_credentials_are_401(site, spool: Spool, credentials: str | None) ->
 def test_no_htpasswd_is_403_with_instructions(tmp_path: Path, spool: Spool) -> None:
     site = make_site(tmp_path, spool, auth=None)
     body, content_type = upload_form(*wheel())
-    r = request(site, "POST", "/legacy/", {"Content-Type": content_type, "Authorization": basic(USER, PASSWORD)}, body)
+    r = request(site, "POST", "/legacy/", {"Content-Type": content_type, "Authorization": basic_auth(USER, PASSWORD)}, body)
     assert r.status == 403
     assert "spoold user add NAME --htpasswd FILE" in r.text
     assert "spoold user add NAME --htpasswd FILE" in r.reason
@@ -275,7 +263,7 @@ def test_markup_in_messages_is_plain_text(site) -> None:  # type: ignore[no-unty
 
 def test_missing_content_type(site, spool: Spool) -> None:  # type: ignore[no-untyped-def]
     conn = Connection(site)
-    conn.send(raw_request("POST", "/legacy/", {"Authorization": basic(USER, PASSWORD)}, b"x" * 10))
+    conn.send(raw_request("POST", "/legacy/", {"Authorization": basic_auth(USER, PASSWORD)}, b"x" * 10))
     [r] = conn.responses()
     assert r.status == 400 and "no Content-Type" in r.text
 
@@ -296,7 +284,7 @@ def test_wrong_methods_on_root(site) -> None:  # type: ignore[no-untyped-def]
 def test_unknown_upload_paths_are_404_not_redirects(site) -> None:  # type: ignore[no-untyped-def]
     body, content_type = upload_form(*wheel())
     for path in ("/legacy/x", "/upload/", "/legacy//"):
-        r = request(site, "POST", path, {"Content-Type": content_type, "Authorization": basic(USER, PASSWORD)}, body)
+        r = request(site, "POST", path, {"Content-Type": content_type, "Authorization": basic_auth(USER, PASSWORD)}, body)
         assert r.status == 404, path
 
 
@@ -307,7 +295,7 @@ def test_declared_oversize_body_is_refused_before_it_is_read(tmp_path: Path, spo
     site = make_site(tmp_path, spool, auth=auth, max_upload=1000)
     conn = Connection(site)
     conn.send(raw_request("POST", "/legacy/", {
-        "Content-Type": "multipart/form-data; boundary=x", "Authorization": basic(USER, PASSWORD),
+        "Content-Type": "multipart/form-data; boundary=x", "Authorization": basic_auth(USER, PASSWORD),
         "Content-Length": "5000", "Expect": "100-continue"}))
     [r] = conn.responses()
     assert r.status == 413
@@ -324,7 +312,7 @@ def test_streamed_oversize_body_is_refused_when_it_passes_the_limit(tmp_path: Pa
     site = make_site(tmp_path, spool, auth=auth, max_upload=100_000)
     conn = Connection(site)
     conn.send(raw_request("POST", "/legacy/", {
-        "Content-Type": "multipart/form-data; boundary=x", "Authorization": basic(USER, PASSWORD),
+        "Content-Type": "multipart/form-data; boundary=x", "Authorization": basic_auth(USER, PASSWORD),
         "Transfer-Encoding": "chunked"}))
     chunk = b"%x\r\n" % 30_000 + b"y" * 30_000 + b"\r\n"
     for _ in range(3):
@@ -364,7 +352,7 @@ def test_client_disconnect_cancels_the_wait(site, spool: Spool, waiter: FakeWait
     conn = Connection(site)
     post(conn, body, content_type)
     [item] = items(spool)
-    conn.channel.connectionLost(Failure(ConnectionLost()))
+    conn.lose()
     assert waiter.cancelled == [item]
     assert items(spool) == [item]  # the item itself is still processed
 
@@ -429,7 +417,7 @@ def test_metrics_record_outcome() -> None:
 
 @pytest.mark.parametrize(
     ("auth_on", "credentials", "status"),
-    [(True, None, 401), (True, "Bearer token", 401), (False, basic(USER, PASSWORD), 403)],
+    [(True, None, 401), (True, "Bearer token", 401), (False, basic_auth(USER, PASSWORD), 403)],
 )
 def test_uploads_without_a_chance_are_refused_before_the_body(
     tmp_path: Path, spool: Spool, auth: Htpasswd, auth_on: bool, credentials: str | None, status: int,
@@ -451,7 +439,7 @@ def test_uploads_without_a_chance_are_refused_before_the_body(
 def test_a_wrong_password_is_only_known_after_the_body(site, spool: Spool) -> None:  # type: ignore[no-untyped-def]
     conn = Connection(site)
     conn.send(raw_request("POST", "/legacy/", {"Content-Type": "multipart/form-data; boundary=x",
-                                               "Authorization": basic(USER, "wrong"), "Content-Length": "10"}))
+                                               "Authorization": basic_auth(USER, "wrong"), "Content-Length": "10"}))
     assert conn.transport.value() == b""
     conn.send(b"0123456789")
     assert conn.responses()[0].status == 401
@@ -459,8 +447,6 @@ def test_a_wrong_password_is_only_known_after_the_body(site, spool: Spool) -> No
 
 def test_blocking_work_runs_off_the_request_path(tmp_path: Path, spool: Spool, auth: Htpasswd,
                                                  waiter: FakeWaiter) -> None:
-    from testlib.web_harness import ManualRun
-
     run = ManualRun()
     site = make_site(tmp_path, spool, auth=auth, waiter=waiter, run=run)
     body, content_type = upload_form(*wheel())
@@ -477,15 +463,13 @@ def test_blocking_work_runs_off_the_request_path(tmp_path: Path, spool: Spool, a
 
 def test_uploader_leaving_during_parsing_still_delivers(tmp_path: Path, spool: Spool, auth: Htpasswd,
                                                         waiter: FakeWaiter) -> None:
-    from testlib.web_harness import ManualRun
-
     run = ManualRun()
     site = make_site(tmp_path, spool, auth=auth, waiter=waiter, run=run)
     body, content_type = upload_form(*wheel())
     conn = Connection(site)
     post(conn, body, content_type)
     run.step()  # verify
-    conn.channel.connectionLost(Failure(ConnectionLost()))
+    conn.lose()
     run.flush()  # the parse and delivery finish after the client left
     assert len(items(spool)) == 1  # published anyway: the bytes were complete
     assert waiter.waiting == {}  # nobody waits for an answer no one will read

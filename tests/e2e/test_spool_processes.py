@@ -17,6 +17,7 @@ import pytest
 from spoold.spool.names import ItemName
 from spoold.spool.queue import Spool, SpoolPolicy
 from testlib.spoolwork import claim_next
+from spoold.spool import ItemMeta
 
 mp = multiprocessing.get_context("fork")
 POLICY = SpoolPolicy(max_attempts=1000)
@@ -178,7 +179,7 @@ def deliver_and_die(root: str, step: str, when: int) -> None:
         real_rename(a, b)
 
     os.fsync, os.rename = fsync, rename
-    with spool.delivery("demo-1.0.tar.gz", {"uploader": "x"} if when == 2 else None) as f:
+    with spool.delivery("demo-1.0.tar.gz", ItemMeta(uploader="x") if when == 2 else None) as f:
         data = payload(7)
         for i in range(0, len(data), 8192):
             hook("write")

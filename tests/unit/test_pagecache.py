@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from conftest import FakeClock
-from spoold.storage import Page
+
 from spoold.http.pagecache import PageCache
+from spoold.storage import Page
 
 
 def page(text: str) -> Page:
@@ -61,30 +62,6 @@ def test_bounded_by_bytes_least_recently_used_first():
     assert cache.get("a") is not None and cache.get("e") is not None
     cache.put("huge", page("x" * 11), cache.ticket())  # over a quarter of the budget
     assert cache.get("huge") is None
-
-
-def test_site_serves_hot_pages_without_a_storage_read(tmp_path, spool):
-    from twisted.internet.testing import MemoryReactorClock
-    from testlib.web_harness import MemoryStorage, make_site, request
-
-    storage = MemoryStorage(tmp_path / "storage")
-    storage.pages["simple/demo/index.html"] = b"<html>v1</html>"
-    reads = []
-    real = storage.read_page
-    storage.read_page = lambda key: reads.append(key) or real(key)
-    reactor = MemoryReactorClock()
-    site = make_site(tmp_path, spool, storage=storage, reactor=reactor)
-    assert request(site, "GET", "/simple/demo/").body == b"<html>v1</html>"
-    assert request(site, "GET", "/simple/demo/").body == b"<html>v1</html>"
-    assert reads == ["simple/demo/index.html"]
-    storage.pages["simple/demo/index.html"] = b"<html>v2</html>"
-    site.page_cache.invalidate("demo")  # what the worker does after publishing into demo
-    assert request(site, "GET", "/simple/demo/").body == b"<html>v2</html>"
-    storage.pages["simple/demo/index.html"] = b"<html>v3</html>"  # yank, or another host
-    assert request(site, "GET", "/simple/demo/").body == b"<html>v2</html>"
-    reactor.advance(site.page_cache.ttl)
-    assert request(site, "GET", "/simple/demo/").body == b"<html>v3</html>"
-    assert len(reads) == 3
 
 
 def test_invalidate_file_finds_the_project_of_a_filename():

@@ -1,8 +1,26 @@
 """spoold: a private Python package index built on a maildir-style spool.
 
-The pipeline reads top to bottom in the module list: ``spool`` (names, moves),
-``inspection`` (hashes, archives, metadata), ``storage`` and ``index`` (publish and
-render), with ``worker``, ``web``, ``cli`` and ``systemd`` as adapters around it.
+The subpackages read as the data flows; the first four and ``http`` are plain synchronous
+code that never imports Twisted (``tests/unit/test_layering.py`` checks it):
+
+* :mod:`spoold.spool` -- item names, the queue of renames (deliver, claim, finish, fail,
+  defer), housekeeping, the ``incoming/`` drop folder, status;
+* :mod:`spoold.inspection` -- distribution filenames, declared digests, safe archive
+  readers, wheels, sdists, the core-metadata policy;
+* :mod:`spoold.storage` -- the Storage interface, local disk, S3, in memory, every key;
+* :mod:`spoold.index` -- manifests, page rendering, compare-and-swap of documents,
+  publish, yank/unyank/remove, reindex;
+* :mod:`spoold.http` -- pure HTTP pieces: multipart and the upload form, negotiation,
+  ETag/Range rules, routes, the health report, the page cache;
+* :mod:`spoold.access` -- who may do what (htpasswd accounts).
+
+Around them the adapters: :mod:`spoold.web` (Twisted resources), :mod:`spoold.worker`
+(the Twisted worker service, the per-item decision, the watcher), :mod:`spoold.systemd`
+(the sd_notify protocol and its service), :mod:`spoold.cli` (commands, exit statuses,
+process wiring); and :mod:`spoold.testing`, the fakes users need for their own tests.
+Primitives shared by all: :mod:`spoold.durable` (durable writes), :mod:`spoold.hashing`,
+:mod:`spoold.safeopen`, :mod:`spoold.threads` (the ``Run`` type), :mod:`spoold.config`,
+:mod:`spoold.errors`, :mod:`spoold.metrics`.
 """
 
-__version__ = "0.1.0.dev0"
+__version__ = "0.2.0.dev0"

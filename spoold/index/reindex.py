@@ -30,7 +30,7 @@ from spoold.index.documents import (
 from spoold.index.manifest import FileEntry, Manifest, RootIndex, version_from_filename
 from spoold.inspection import inspect_file
 from spoold.storage.base import Storage
-from spoold.storage.keys import metadata_key, project_files_prefix, project_json_key
+from spoold.storage.keys import PACKAGES, metadata_key, project_files_prefix, project_json_key
 
 __all__ = [
     "MetadataExtractor",
@@ -179,10 +179,10 @@ def reindex(
     full = projects is None
     if projects is None:
         names = []
-        for folder in storage.list_dirs("packages/"):
+        for folder in storage.list_dirs(PACKAGES):
             if canonicalize_name(folder) != folder:
                 problems.append(
-                    f"packages/{folder}/: not a normalized project name; "
+                    f"{PACKAGES}{folder}/: not a normalized project name; "
                     f"move its files to packages/{canonicalize_name(folder)}/"
                 )
                 continue

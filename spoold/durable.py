@@ -23,6 +23,7 @@ __all__ = [
     "TEMP_SUFFIX",
     "fsync_dir",
     "is_temporary",
+    "read_only",
     "temp_beside",
     "write_atomic",
     "write_temp",
@@ -39,6 +40,14 @@ def fsync_dir(folder: str | os.PathLike[str]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_only(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is on a filesystem mounted read-only (say so, not "permission")."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def temp_beside(path: Path) -> Path:

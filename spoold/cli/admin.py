@@ -29,7 +29,12 @@ def _run(command: str, err: TextIO, action: Callable[[], int]) -> int:
 
 
 def _open(storage_url: str | Storage) -> Storage:
-    return storage_url if isinstance(storage_url, Storage) else open_storage(storage_url)
+    """The storage, probed first: a typo, a missing bucket or missing credentials is a
+    configuration error (78), an unreachable one a temporary failure (75) -- never "no
+    published files", and never a new empty directory."""
+    storage = storage_url if isinstance(storage_url, Storage) else open_storage(storage_url)
+    storage.probe()
+    return storage
 
 
 def reindex_command(
@@ -53,7 +58,6 @@ def reindex_command(
 
     def action() -> int:
         storage = _open(storage_url)
-        storage.ping()
         report = reindex(storage, list(projects) or None, extract=extract, progress=show)
         if live:
             err.write("\r" + " " * 79 + "\r")

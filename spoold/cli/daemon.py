@@ -1,7 +1,11 @@
 """Running spoold as a process: reactor, thread pool, logging, signals.
 
 ``spoold worker`` and ``spoold serve`` both come through :func:`run`; ``serve`` adds the
-web site to the same reactor. SIGTERM (and Ctrl-C) stop claiming, drain in-flight items
+web site to the same reactor. Everything that can fail at start-up is done before the
+reactor runs -- the ``--listen`` endpoints parsed, the spool opened, the storage probed
+(reachable, writable, conditional writes honoured), the ports bound -- so a process that
+cannot do its job exits with one line and the status of :mod:`spoold.cli.exits` instead
+of running on half-started. SIGTERM (and Ctrl-C) stop claiming, drain in-flight items
 within the worker's ``drain_timeout`` and exit 0; what is left is reaped by the next
 worker.
 """
@@ -17,7 +21,6 @@ from typing import Any
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import serverFromString
 from twisted.logger import (
     FilteringLogObserver,
     LogLevel,
@@ -28,6 +31,7 @@ from twisted.logger import (
 )
 from twisted.python.threadpool import ThreadPool
 
+from spoold.cli.endpoints import Endpoint, listen_all
 from spoold.config import Settings
 from spoold.http.health import Bugs
 from spoold.spool.queue import Spool, SpoolPolicy
@@ -58,6 +62,7 @@ def build_worker(settings: Settings, reactor: Any, pool: ThreadPool) -> Worker:
     )
     spool = Spool.create(settings.spool, policy=policy)
     storage = open_storage(settings.storage)
+    storage.probe(create=True)
     return Worker(
         spool,
         storage,
@@ -72,40 +77,22 @@ def build_worker(settings: Settings, reactor: Any, pool: ThreadPool) -> Worker:
 
 
 class Listener(Service):
-    """Listen on the ``--listen`` endpoints; say where, so people (and tests) can find it.
+    """Ports bound at start-up (:func:`spoold.cli.endpoints.listen_all`), announced when the
+    service starts and closed first when it stops, so a stopping server takes no new
+    uploads while in-flight ones finish."""
 
-    Stopping closes the listening ports first, so a stopping server takes no new uploads
-    while in-flight ones finish.
-    """
-
-    def __init__(self, reactor: Any, descriptions: tuple[str, ...], factory: Any,
-                 on_listening: Callable[[list[Any]], None] | None = None) -> None:
-        self.reactor = reactor
-        self.descriptions = descriptions
-        self.factory = factory
-        self.on_listening = on_listening
-        self.ports: list[Any] = []
+    def __init__(self, ports: list[Any]) -> None:
+        self.ports = ports
 
     def startService(self) -> None:
         super().startService()
-        listening = [serverFromString(self.reactor, d).listen(self.factory) for d in self.descriptions]
-        defer.gatherResults(listening, consumeErrors=True).addCallbacks(self._listening, self._failed)
-
-    def _listening(self, ports: list[Any]) -> None:
-        self.ports = ports
-        for port in ports:
+        for port in self.ports:
             host = port.getHost()
             address = getattr(host, "host", None)
             if address is not None:
                 shown = f"[{address}]" if ":" in address else address
                 log.info("serving the index at http://{host}:{port}/simple/ (uploads: "
                          "http://{host}:{port}/legacy/)", host=shown, port=host.port)
-        if self.on_listening is not None:
-            self.on_listening(ports)
-
-    def _failed(self, failure: Any) -> None:
-        log.failure("cannot listen; stopping", failure)
-        self.reactor.stop()
 
     def stopService(self) -> Deferred:
         super().stopService()
@@ -118,8 +105,8 @@ class Listener(Service):
 Extra = Callable[[Any, ThreadPool, Worker, MultiService, SystemdService], Deferred]
 
 
-def serve_extra(settings: Settings) -> Extra:
-    """What ``spoold serve`` adds to a worker: the web site on the listen endpoints."""
+def serve_extra(settings: Settings, endpoints: list[Endpoint]) -> Extra:
+    """What ``spoold serve`` adds to a worker: the web site on the parsed endpoints."""
 
     def extra(reactor: Any, pool: ThreadPool, worker: Worker, top: MultiService,
               systemd: SystemdService) -> Deferred:
@@ -128,8 +115,6 @@ def serve_extra(settings: Settings) -> Extra:
 
         auth = Htpasswd(settings.htpasswd) if settings.htpasswd else None
         auth_pool = ThreadPool(minthreads=0, maxthreads=2, name="spoold-auth")
-        auth_pool.start()
-        reactor.addSystemEventTrigger("after", "shutdown", auth_pool.stop)
         site = build_site(
             storage_reader=worker.storage, spool=worker.spool, waiter=worker, auth=auth,
             settings=settings, reactor=reactor, threadpool=pool, auth_threadpool=auth_pool,
@@ -146,15 +131,16 @@ def serve_extra(settings: Settings) -> Extra:
                  spool=settings.spool, storage=settings.storage,
                  auth=f"checked against {settings.htpasswd}" if auth else
                  "refused (no htpasswd: add a user with `spoold user add NAME --htpasswd FILE`)")
-        listening: Deferred = Deferred()
-        Listener(reactor, settings.listen, site, on_listening=listening.callback).setServiceParent(top)
+        Listener(listen_all(endpoints, site)).setServiceParent(top)
+        auth_pool.start()  # only once listening worked: a failed start leaves no thread behind
+        reactor.addSystemEventTrigger("after", "shutdown", auth_pool.stop)
         if auth is not None:
             def reload() -> Deferred:
                 log.info("SIGHUP: reloading {path}", path=settings.htpasswd)
                 return worker.run(auth.reload)
 
             signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(systemd.reload, reload))
-        return listening
+        return defer.succeed(None)
 
     return extra
 

@@ -15,6 +15,10 @@ from spoold import __version__, config
 from spoold.cli import exits
 from spoold.cli.spool_commands import cmd_drop, cmd_status
 from spoold.cli.users import cmd_user_add
+from spoold.systemd.notify import listen_environment
+
+#: Taken at import, before anything can import Twisted's endpoints (which consume it).
+_LISTEN_ENVIRONMENT = listen_environment()
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -33,7 +37,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "spool": args.spool, "storage": args.storage, "htpasswd": args.htpasswd,
         "listen": tuple(args.listen) if args.listen else None,
     })
-    return daemon.run(settings, daemon.serve_extra(settings))
+    from twisted.internet import reactor
+
+    from spoold.cli.endpoints import parse_endpoints
+
+    endpoints = parse_endpoints(reactor, settings.listen, _LISTEN_ENVIRONMENT)  # before anything starts
+    return daemon.run(settings, daemon.serve_extra(settings, endpoints))
 
 
 def _storage_url(args: argparse.Namespace) -> str:

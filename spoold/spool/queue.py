@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from spoold.durable import read_only
 from spoold.errors import ConfigError, Rejected
 from spoold.spool import housekeeping, status
 from spoold.spool.delivery import Delivery
@@ -128,6 +129,11 @@ class Spool:
             folder = self.root / name
             if not folder.is_dir():
                 raise ConfigError(f"{folder} is missing: the spool at {self.root} is incomplete")
+            if writable and read_only(folder):
+                raise ConfigError(
+                    f"the spool at {self.root} is on a read-only filesystem; remount it "
+                    "read-write (spoold moves items between its folders)"
+                )
             if writable and not os.access(folder, os.W_OK | os.X_OK):
                 raise ConfigError(
                     f"{folder} is not writable by this user (uid {os.getuid()}); "

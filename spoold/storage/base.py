@@ -214,6 +214,17 @@ class Storage(ABC):
     def ping(self) -> None:
         """Cheap reachability check for /health; raises :class:`StorageUnavailable`."""
 
+    def probe(self, *, create: bool = False) -> None:
+        """Check, before any work starts, that this storage can do its job.
+
+        Raises :class:`~spoold.errors.ConfigError` for what the operator must fix (no
+        such directory or bucket, not writable, no credentials, a store that ignores
+        conditional writes) and :class:`StorageUnavailable` when it cannot be reached
+        right now. ``create``: a missing local directory is created (first start of a
+        daemon) instead of being an error. The default is :meth:`ping`.
+        """
+        self.ping()
+
     # -- helpers shared by the publishing code ----------------------------------------
 
     def backoff(self, attempt: int) -> None:

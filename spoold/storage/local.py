@@ -33,7 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from spoold.durable import fsync_dir, temp_beside, write_atomic, write_temp
+from spoold.durable import fsync_dir, read_only, temp_beside, write_atomic, write_temp
+from spoold.errors import ConfigError
 from spoold.hashing import hash_file
 
 from .base import Doc, Page, Storage, StorageUnavailable, StoredObject, check_key, file_exists
@@ -298,8 +299,32 @@ class LocalStorage(Storage):
 
     def ping(self) -> None:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            if not self.root.is_dir():
+                raise OSError(errno.ENOENT, "no such directory")
             if not os.access(self.root, os.W_OK | os.X_OK):
                 raise OSError(errno.EACCES, "not writable")
         except OSError as exc:
             raise self._wrap(exc, "use the storage directory") from exc
+
+    def probe(self, *, create: bool = False) -> None:
+        root = self.root
+        if not root.exists() and not root.is_symlink():
+            if not create:
+                raise ConfigError(
+                    f"no storage at {root}: the directory does not exist (a typo?); pass "
+                    "--storage PATH of an existing index, or start `spoold serve` once to create it"
+                )
+            try:
+                root.mkdir(parents=True)
+            except OSError as exc:
+                raise ConfigError(f"cannot create the storage directory {root}: {exc.strerror}") from None
+            return
+        if not root.is_dir():
+            raise ConfigError(f"the storage path {root} is not a directory; pass --storage DIR")
+        if read_only(root):
+            raise ConfigError(f"the storage directory {root} is on a read-only filesystem")
+        if not os.access(root, os.W_OK | os.X_OK):
+            raise ConfigError(
+                f"the storage directory {root} is not writable by this user (uid {os.getuid()}); "
+                "fix its owner or permissions"
+            )

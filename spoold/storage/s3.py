@@ -18,6 +18,7 @@ Connection errors, throttling and 5xx become :class:`StorageUnavailable` (transi
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+from spoold.errors import ConfigError
 from spoold.hashing import hash_stream
 
 from .base import Doc, Page, Storage, StorageUnavailable, StoredObject, check_key, file_exists
@@ -65,6 +67,10 @@ def _status(exc: botocore.exceptions.ClientError) -> int:
 
 
 def _missing(exc: botocore.exceptions.ClientError) -> bool:
+    """The key is not there -- not "the bucket is not there", which is also a 404 but
+    means the storage is misconfigured, never an empty index."""
+    if _code(exc) == "NoSuchBucket":
+        return False
     return _code(exc) in ("NoSuchKey", "404", "NotFound") or _status(exc) == 404
 
 
@@ -114,6 +120,15 @@ class S3Storage(Storage):
 
     def _fail(self, exc: Exception, what: str) -> NoReturn:
         """Translate a botocore failure into StorageUnavailable (always transient)."""
+        if isinstance(exc, (botocore.exceptions.NoCredentialsError,
+                            botocore.exceptions.PartialCredentialsError)):
+            error = StorageUnavailable(
+                f"S3 storage {self.url}: cannot {what}: no AWS credentials were found (set "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or give the host an "
+                "instance role)"
+            )
+            error.code = "storage-misconfigured"
+            raise error from exc
         if isinstance(exc, botocore.exceptions.ClientError):
             code = _code(exc)
             reason = MISCONFIGURED.get(code) or f"{code or _status(exc)}: {exc}"
@@ -312,6 +327,48 @@ class S3Storage(Storage):
                     ExpiresIn=expires,
                 )
             )
+
+    def probe(self, *, create: bool = False) -> None:
+        """The bucket exists, the credentials work, and conditional writes are honoured.
+
+        spoold's guarantees (no file replaced, no update lost between hosts) rest on
+        ``If-None-Match`` and ``If-Match``; an S3-compatible store that ignores them would
+        silently break every one, so the probe writes a scratch object three ways and
+        refuses a store that lets the second and third writes through.
+        """
+        try:
+            self.ping()
+            key = f".spoold/probe/{uuid.uuid4().hex}"
+            with self._calling("write a probe object"):
+                self._put(key, b"1", IfNoneMatch="*")
+            try:
+                honoured = all(self._refused(key, condition) for condition in (
+                    {"IfNoneMatch": "*"}, {"IfMatch": '"00000000000000000000000000000000"'}))
+            finally:
+                with self._calling("delete the probe object"):
+                    self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except StorageUnavailable as exc:
+            if exc.code == "storage-misconfigured":
+                raise ConfigError(str(exc)) from None
+            raise
+        if not honoured:
+            raise ConfigError(
+                f"S3 storage {self.url}: the store ignores conditional writes (If-None-Match / "
+                "If-Match); spoold needs them to never replace a published file or lose an "
+                "update. Use AWS S3 or an S3-compatible store that supports them"
+            )
+
+    def _refused(self, key: str, condition: dict[str, str]) -> bool:
+        """Whether a conditional write that must fail does (412, or 409 in flight)."""
+        try:
+            self._put(key, b"2", **condition)
+        except botocore.exceptions.ClientError as exc:
+            if _lost_race(exc):
+                return True
+            self._fail(exc, "write a probe object")
+        except botocore.exceptions.BotoCoreError as exc:
+            self._fail(exc, "write a probe object")
+        return False
 
     def ping(self) -> None:
         try:

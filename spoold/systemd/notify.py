@@ -143,3 +143,18 @@ class Notifier:
 def status_line(counts: Mapping[str, int]) -> str:
     """Queue depths as one ``STATUS=`` line, e.g. ``new 3, cur 1, deferred 0, failed 2``."""
     return ", ".join(f"{name} {counts[name]}" for name in STATUS_FOLDERS if name in counts)
+
+
+#: The variables of systemd's socket-activation protocol (sd_listen_fds(3)).
+LISTEN_VARIABLES = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
+
+
+def listen_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The socket-activation variables as the process received them.
+
+    Take this snapshot first thing: Twisted removes ``LISTEN_FDS`` from ``os.environ`` as
+    soon as its endpoints module is imported (a precaution against adopting a socket
+    twice), after which nothing could tell which sockets systemd passed.
+    """
+    source = os.environ if environ is None else environ
+    return {k: source[k] for k in LISTEN_VARIABLES if k in source}

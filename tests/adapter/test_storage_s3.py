@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from spoold.errors import FileExists, Transient
+from spoold.errors import ConfigError, FileExists, Transient
 from spoold.storage import Storage, StorageUnavailable, open_storage
 from spoold.storage.s3 import S3Storage
 from testlib.backends import make_storage
@@ -104,3 +104,48 @@ def test_s3_missing_bucket_is_misconfigured(moto_server: str) -> None:
     with pytest.raises(StorageUnavailable, match="bucket does not exist") as info:
         storage.put_file("packages/a/a.whl", b"a", sha(b"a"))
     assert info.value.code == "storage-misconfigured"
+
+
+def test_probe_accepts_a_working_bucket(s3_url: str) -> None:  # noqa: F811
+    storage = open_storage(s3_url)
+    storage.probe()
+    assert [o.key for o in storage.list_files(".spoold/probe/")] == []  # the probe cleans up
+
+
+def test_probe_refuses_a_missing_bucket_as_configuration(moto_server: str) -> None:  # noqa: F811
+    with pytest.raises(ConfigError, match="the bucket does not exist"):
+        open_storage("s3://no-such-bucket-for-the-probe/x").probe()
+
+
+def test_a_missing_bucket_is_never_an_empty_index(moto_server: str) -> None:  # noqa: F811
+    storage = open_storage("s3://no-such-bucket-for-reads/x")
+    with pytest.raises(StorageUnavailable, match="the bucket does not exist"):
+        storage.read_page("simple/index.html")
+    with pytest.raises(StorageUnavailable, match="the bucket does not exist"):
+        storage.read_doc("simple/demo/index.v1.json")
+
+
+def test_probe_refuses_a_store_that_ignores_conditional_writes(s3_url: str) -> None:  # noqa: F811
+    storage = open_storage(s3_url)
+    assert isinstance(storage, S3Storage)
+
+    def ignore_conditions(params: dict, **kwargs: object) -> None:
+        params.pop("IfNoneMatch", None)
+        params.pop("IfMatch", None)
+
+    storage.client.meta.events.register("provide-client-params.s3.PutObject", ignore_conditions)
+    with pytest.raises(ConfigError, match="ignores conditional writes"):
+        storage.probe()
+
+
+def test_missing_credentials_are_named_not_blamed_on_reachability(
+    moto_server: str, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(ConfigError, match="no AWS credentials were found") as info:
+        open_storage("s3://any-bucket/x").probe()
+    assert "reachable" not in str(info.value)

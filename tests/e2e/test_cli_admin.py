@@ -47,8 +47,16 @@ def test_yank_unyank_remove_reindex_from_the_command_line(tmp_path):
 
 def test_admin_mistakes_are_one_line_errors(tmp_path):
     root = tmp_path / "storage"
-    result = spoold("yank", "--storage", str(root), "nothing", "1.0")
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    # A storage that is not there is a configuration error, never "no published files".
+    for command in (["yank", "nothing", "1.0"], ["unyank", "nothing", "1.0"],
+                    ["remove", "nothing", "x-1.0.tar.gz"], ["reindex"]):
+        result = spoold(command[0], "--storage", str(root), *command[1:])
+        assert result.returncode == 78 and "Traceback" not in result.stderr
+        assert "does not exist" in result.stderr and result.stderr.count("\n") == 1
+    assert not root.exists(), "a maintenance command created the storage directory"
+    (tmp_path / "a-file").write_text("")
+    result = spoold("reindex", "--storage", str(tmp_path / "a-file"))
+    assert result.returncode == 78 and "not a directory" in result.stderr
     result = spoold("remove", "--storage", "s3x://bucket", "demo", "x.whl")
     assert result.returncode == 78 and "unsupported scheme" in result.stderr
     assert result.stderr.count("\n") == 1

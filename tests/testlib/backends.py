@@ -16,6 +16,7 @@ def make_storage(kind: str, tmp_path: Path) -> Storage:
     if kind == "memory":
         return MemoryStorage()
     if kind == "local":
+        (tmp_path / "store").mkdir(exist_ok=True)
         return LocalStorage(tmp_path / "store")
     if kind == "s3":
         moto_endpoint()
@@ -26,6 +27,7 @@ def make_storage(kind: str, tmp_path: Path) -> Storage:
 def storage_url(kind: str, tmp_path: Path) -> str:
     """The URL of an empty storage, for code that opens its own (processes, the CLI)."""
     if kind == "local":
+        (tmp_path / "store").mkdir(exist_ok=True)
         return str(tmp_path / "store")
     if kind == "s3":
         moto_endpoint()

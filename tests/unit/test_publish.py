@@ -57,4 +57,5 @@ def test_admin_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "unsupported scheme" in capsys.readouterr().err
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert admin.reindex_command(str(blocker / "store"), []) == 75
+    assert admin.reindex_command(str(blocker / "store"), []) == 78
+    assert "does not exist" in capsys.readouterr().err

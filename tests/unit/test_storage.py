@@ -77,3 +77,20 @@ def test_local_unwritable_root_is_transient(tmp_path: Path) -> None:
         storage.put_file("packages/a/a.whl", b"a", sha(b"a"))
     with pytest.raises(Transient):
         storage.ping()
+
+
+def test_local_probe_never_creates_a_typo(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        LocalStorage(tmp_path / "typo").probe()
+    assert not (tmp_path / "typo").exists()
+    with pytest.raises(StorageUnavailable):
+        LocalStorage(tmp_path / "typo").ping()
+    assert not (tmp_path / "typo").exists()  # /health does not create it either
+
+
+def test_local_probe_creates_on_first_start_and_refuses_a_file(tmp_path: Path) -> None:
+    LocalStorage(tmp_path / "new" / "store").probe(create=True)
+    assert (tmp_path / "new" / "store").is_dir()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="not a directory"):
+        LocalStorage(tmp_path / "file").probe(create=True)

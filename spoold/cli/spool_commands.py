@@ -23,7 +23,7 @@ def _spool_path(args: argparse.Namespace) -> str:
 
 def cmd_drop(args: argparse.Namespace) -> int:
     """Deliver files into the spool: each appears in new/ whole or not at all."""
-    spool = Spool.open(_spool_path(args))
+    spool = Spool.open(_spool_path(args), create_if_empty=True)
     status = ExitStatus.OK
     for name in args.files:
         path = Path(name)

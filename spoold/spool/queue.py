@@ -115,15 +115,28 @@ class Spool:
         return spool.check(writable=True)
 
     @classmethod
-    def open(cls, root: str | os.PathLike[str], *, writable: bool = True, **kwargs: Any) -> Spool:
-        """Open an existing spool; a missing or unwritable one is a :class:`ConfigError`."""
-        return cls(root, **kwargs).check(writable=writable)
+    def open(cls, root: str | os.PathLike[str], *, writable: bool = True,
+             create_if_empty: bool = False, **kwargs: Any) -> Spool:
+        """Open an existing spool; a missing or unwritable one is a :class:`ConfigError`.
+
+        ``create_if_empty``: an existing, empty directory gets the spool's folders (an
+        administrator made the directory, with the right group, for ``spoold drop``).
+        """
+        spool = cls(root, **kwargs)
+        if create_if_empty and spool.root.is_dir() and not any(spool.root.iterdir()):
+            return cls.create(root, **kwargs)
+        return spool.check(writable=writable)
 
     def check(self, *, writable: bool) -> Spool:
         if not self.root.is_dir():
             raise ConfigError(
                 f"no spool at {self.root}: start `spoold serve` or `spoold worker` once to "
                 "create it, or pass --spool DIR"
+            )
+        if not any((self.root / name).is_dir() for name in FOLDERS):
+            raise ConfigError(
+                f"{self.root} is not a spool (it has none of the folders {', '.join(FOLDERS)}); "
+                "pass --spool DIR of a spool, or an empty directory to make one"
             )
         for name in FOLDERS:
             folder = self.root / name

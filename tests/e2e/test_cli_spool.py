@@ -124,3 +124,25 @@ def test_unwritable_spool_is_one_line_not_a_traceback(spool, tmp_path):
     assert "not writable" in err and err.count("\n") == 1 and "Traceback" not in err
     # Reading it is still fine.
     assert spoold("status", "--spool", str(spool.root)).returncode == 0
+
+
+def test_drop_into_an_empty_directory_makes_the_spool(tmp_path):
+    root = tmp_path / "spool"
+    root.mkdir()
+    wheel = write_wheel(tmp_path, "demo", "1.0")
+    result = spoold("drop", "--spool", str(root), str(wheel))
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(root)) == ["cur", "deferred", "done", "failed", "incoming", "new", "tmp"]
+    assert len(os.listdir(root / "new")) == 1
+
+
+def test_drop_refuses_a_directory_that_is_not_a_spool(tmp_path):
+    root = tmp_path / "home"
+    root.mkdir()
+    (root / "notes.txt").write_text("mine")
+    wheel = write_wheel(tmp_path, "demo", "1.0")
+    result = spoold("drop", "--spool", str(root), str(wheel))
+    assert result.returncode == 78
+    err = result.stderr.decode()
+    assert "is not a spool" in err and err.count("\n") == 1
+    assert sorted(os.listdir(root)) == ["notes.txt"]

@@ -57,6 +57,10 @@ class Settings:
     page_cache: float = 10.0
     #: Seconds a stopping worker waits for in-flight items before it exits anyway.
     drain_timeout: float = 30.0
+    #: Seconds published items stay in done/ (audit, idempotency) and rejected items in
+    #: failed/ (with their reasons) before housekeeping forgets them.
+    done_retention: float = 7 * 86400.0
+    failed_retention: float = 30 * 86400.0
 
 
 def _describe(value: Any) -> str:

@@ -58,6 +58,8 @@ def build_worker(settings: Settings, reactor: Any, pool: ThreadPool) -> Worker:
     policy = SpoolPolicy(
         backoff_base=settings.retry_base,
         backoff_max=settings.retry_max,
+        done_retention=settings.done_retention,
+        failed_retention=settings.failed_retention,
         incoming=IncomingPolicy(settle=settings.settle),
     )
     spool = Spool.create(settings.spool, policy=policy)
@@ -125,6 +127,7 @@ def serve_extra(settings: Settings, endpoints: list[Endpoint]) -> Extra:
 
         worker.on_handled.append(
             lambda h: metrics.record_outcome(h.outcome, h.seconds) if h.outcome is not None else None)
+        worker.on_housekept.append(lambda r: [metrics.record_rejection(c) for c in r.rejected])
         if site.page_cache is not None:
             worker.on_published.append(site.page_cache.invalidate_file)
         log.info("spool {spool}; storage {storage}; uploads {auth}",

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from spoold import __version__, config
 from spoold.cli import exits
-from spoold.cli.spool_commands import cmd_drop, cmd_status
+from spoold.cli.spool_commands import cmd_drop, cmd_retry, cmd_status
 from spoold.cli.users import cmd_user_add
 from spoold.systemd.notify import listen_environment
 
@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("status", cmd_status, "queue depths and failed items with their reasons")
     p.add_argument("--spool", metavar="DIR", help="the spool directory")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = command("retry", cmd_retry, "move failed items back into the queue (fix the cause first)")
+    p.add_argument("--spool", metavar="DIR", help="the spool directory")
+    p.add_argument("--all", action="store_true", help="every failed item")
+    p.add_argument("items", nargs="*", metavar="ITEM|FILENAME",
+                   help="an item name from `spoold status`, or a distribution filename")
     p = command("serve", cmd_serve, "run the web server and a worker in one process (the main job)")
     p.add_argument("--spool", metavar="DIR", help="the spool directory")
     p.add_argument("--storage", metavar="URL", help="a path, file:///path or s3://bucket/prefix")

@@ -14,7 +14,7 @@ from spoold.inspection.filenames import parse_filename
 from spoold.spool import Spool
 from spoold.spool.names import display
 
-__all__ = ["cmd_drop", "cmd_status"]
+__all__ = ["cmd_drop", "cmd_retry", "cmd_status"]
 
 
 def _spool_path(args: argparse.Namespace) -> str:
@@ -58,4 +58,33 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("\nfailed:")
         for failure in status.failures:
             print(f"  {failure.filename}: [{failure.code}] {failure.error}")
+            print(f"    item {failure.item}")
+        print("\nretry one with `spoold retry ITEM` (or all of a file with `spoold retry FILENAME`);"
+              " fix the cause first, or it fails again")
     return ExitStatus.OK
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    """Move failed items back into new/ (by item name or distribution filename)."""
+    spool = Spool.open(_spool_path(args))
+    failures = spool.status().failures
+    if not args.all and not args.items:
+        raise SpooldError("name the items to retry (ITEM or FILENAME from `spoold status`), or pass --all")
+    status = ExitStatus.OK
+    chosen: list[str] = []
+    if args.all:
+        chosen = [f.item for f in failures]
+    for wanted in args.items:
+        matches = [f.item for f in failures if wanted in (f.item, f.filename)]
+        if not matches:
+            print(f"spoold retry: {display(wanted)}: no such item in failed/", file=sys.stderr)
+            status = ExitStatus.FAILED
+        chosen += [m for m in matches if m not in chosen]
+    for item in chosen:
+        fresh = spool.retry(item)
+        if fresh is None:
+            print(f"spoold retry: {item}: it left failed/ meanwhile", file=sys.stderr)
+            status = ExitStatus.FAILED
+        else:
+            print(f"retrying {item}")
+    return status

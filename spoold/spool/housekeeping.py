@@ -1,5 +1,6 @@
 """The spool's periodic work: reap dead claims, promote deferred items, take finished files
-from ``incoming/``, sweep abandoned deliveries, expire old published items.
+from ``incoming/``, sweep abandoned deliveries, expire old published and rejected items,
+and forget rejections that a later publish of the same file made moot.
 
 Cheap enough to run every few seconds from any number of workers at once: every step is a
 listing and renames, and a rename that loses (ENOENT) just means another worker did it.
@@ -13,12 +14,13 @@ import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from spoold.errors import Rejected
 from spoold.spool import incoming
 from spoold.spool.claim import Claim
-from spoold.spool.folders import listdir, move
+from spoold.spool.folders import REASON_SUFFIX, listdir, move
 from spoold.durable import fsync_dir
 from spoold.spool.liveness import alive
 from spoold.spool.names import ItemName, check_filename, display, new_uid, placeholder_filename
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Housekeeping",
     "expire_done",
+    "expire_failed",
+    "forget_superseded",
     "housekeep",
     "promote_deferred",
     "reap",
@@ -49,12 +53,15 @@ class Housekeeping:
     incoming_failed: int = 0
     swept: int = 0
     expired: int = 0
+    #: Rejection codes of this round (incoming/ refusals, poison items), for metrics.
+    rejected: tuple[str, ...] = ()
 
 
 def housekeep(spool: Spool) -> Housekeeping:
     """One round of everything periodic."""
-    reaped, poisoned = reap(spool)
-    taken, incoming_failed = take_incoming(spool)
+    rejected: list[str] = []
+    reaped, poisoned = reap(spool, rejected)
+    taken, incoming_failed = take_incoming(spool, rejected)
     return Housekeeping(
         reaped=reaped,
         poisoned=poisoned,
@@ -62,11 +69,12 @@ def housekeep(spool: Spool) -> Housekeeping:
         taken=taken,
         incoming_failed=incoming_failed,
         swept=sweep_tmp(spool),
-        expired=expire_done(spool),
+        expired=expire_done(spool) + expire_failed(spool) + forget_superseded(spool),
+        rejected=tuple(rejected),
     )
 
 
-def reap(spool: Spool) -> tuple[int, int]:
+def reap(spool: Spool, rejected: list[str] | None = None) -> tuple[int, int]:
     """Return claims of dead workers to ``new/``; fail items that keep killing workers.
 
     A worker on this host is dead when its pid is gone (or reused: the start time
@@ -98,6 +106,8 @@ def reap(spool: Spool) -> tuple[int, int]:
                           f"processing this file ended {attempts} workers abnormally; "
                           "it was set aside so it cannot stop the queue"):
                 poisoned += 1
+                if rejected is not None:
+                    rejected.append("worker-crash")
         elif move(path, spool.new / str(item.released(attempts=attempts))):
             reaped += 1
     return reaped, poisoned
@@ -116,7 +126,7 @@ def promote_deferred(spool: Spool) -> int:
     return promoted
 
 
-def take_incoming(spool: Spool) -> tuple[int, int]:
+def take_incoming(spool: Spool, rejected: list[str] | None = None) -> tuple[int, int]:
     """Move finished files from ``incoming/`` into ``new/`` (or ``failed/``)."""
     now = spool.clock()
     taken = failed = 0
@@ -143,6 +153,8 @@ def take_incoming(spool: Spool) -> tuple[int, int]:
             ))
             if move(path, spool.failed / str(item)):
                 failed += 1
+                if rejected is not None:
+                    rejected.append(decision.code)
         with contextlib.suppress(OSError):  # absent, or the name is too long to have one
             os.unlink(path.with_name(entry + incoming.SIDECAR_SUFFIX))
     return taken, failed
@@ -158,13 +170,74 @@ def expire_done(spool: Spool) -> int:
     return _expire(spool.done, spool.clock() - spool.policy.done_retention)
 
 
-def _expire(folder: Path, cutoff: float) -> int:
+def expire_failed(spool: Spool) -> int:
+    """Forget rejected items older than their retention, with their reasons.
+
+    An item's age in ``failed/`` is its ctime: the rename that put it there set it."""
+    removed = _expire(spool.failed, spool.clock() - spool.policy.failed_retention,
+                      keep=lambda name: name.endswith(REASON_SUFFIX), by_ctime=True)
+    _drop_orphan_reasons(spool)
+    return removed
+
+
+def forget_superseded(spool: Spool) -> int:
+    """Drop failures whose file was published afterwards (a fixed upload of the same
+    name): ``spoold status`` lists what is still wrong, not what was wrong once."""
+    published: dict[str, float] = {}
+    for entry in listdir(spool.done):
+        name = ItemName.parse(entry)
+        if name.uid is not None:
+            when = _uid_time(name.uid)
+            published[name.filename] = max(published.get(name.filename, 0.0), when)
+    forgotten = 0
+    for entry in listdir(spool.failed):
+        if entry.endswith(REASON_SUFFIX):
+            continue
+        name = ItemName.parse(entry)
+        if name.uid is None or published.get(name.filename, 0.0) <= _uid_time(name.uid):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.isdir(spool.failed / entry) and not os.path.islink(spool.failed / entry):
+                shutil.rmtree(spool.failed / entry)
+            else:
+                os.unlink(spool.failed / entry)
+            forgotten += 1
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(spool.failed / (name.uid + REASON_SUFFIX))
+    return forgotten
+
+
+def _uid_time(uid: str) -> float:
+    """When an item was delivered: the uid starts with seconds.microseconds."""
+    try:
+        seconds, micros = uid.split(".", 2)[:2]
+        return int(seconds) + int(micros) / 1e6
+    except ValueError:
+        return 0.0
+
+
+def _drop_orphan_reasons(spool: Spool) -> None:
+    """Reasons whose item is gone (expired, retried by hand with mv) go too."""
+    entries = listdir(spool.failed)
+    uids = {ItemName.parse(e).uid for e in entries if not e.endswith(REASON_SUFFIX)}
+    for entry in entries:
+        if entry.endswith(REASON_SUFFIX) and entry[: -len(REASON_SUFFIX)] not in uids:
+            path = spool.failed / entry
+            with contextlib.suppress(FileNotFoundError):
+                if spool.clock() - os.lstat(path).st_mtime > 60:  # not one being written now
+                    os.unlink(path)
+
+
+def _expire(folder: Path, cutoff: float, *, keep: Callable[[str], bool] | None = None,
+            by_ctime: bool = False) -> int:
     removed = 0
     for entry in listdir(folder):
+        if keep is not None and keep(entry):
+            continue
         path = folder / entry
         try:
             st = os.lstat(path)
-            if st.st_mtime >= cutoff:
+            if (max(st.st_mtime, st.st_ctime) if by_ctime else st.st_mtime) >= cutoff:
                 continue
             if stat.S_ISDIR(st.st_mode):
                 shutil.rmtree(path)

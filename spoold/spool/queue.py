@@ -68,6 +68,8 @@ class SpoolPolicy:
     backoff_max: float = 3600.0
     tmp_max_age: float = 36 * 3600.0
     done_retention: float = 7 * 86400.0
+    #: Rejected items (and their reasons) are forgotten after this long.
+    failed_retention: float = 30 * 86400.0
     incoming: IncomingPolicy = field(default_factory=IncomingPolicy)
 
 
@@ -314,6 +316,22 @@ class Spool:
             return None
         return Outcome.rejected(name, reason)
 
+    def retry(self, entry: str) -> str | None:
+        """Give a failed item another go: back to ``new/`` with a clean slate (no reason,
+        no attempts). Returns its name in ``new/``, or None if it is not in ``failed/``."""
+        item = ItemName.parse(entry)
+        if entry.endswith(REASON_SUFFIX) or "/" in entry or entry.startswith("."):
+            return None
+        if item.uid is None:
+            item = item.with_uid(new_uid())
+        fresh = str(item.released(attempts=0))
+        if not move(self.failed / entry, self.new / fresh):
+            return None
+        if item.uid is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.failed / (item.uid + REASON_SUFFIX))
+        return fresh
+
     def write_reason(self, item: ItemName, reason: Reason) -> None:
         """Write ``failed/<uid>.reason.json`` durably, before the item itself moves there."""
         assert item.uid is not None
@@ -339,6 +357,9 @@ class Spool:
 
     def expire_done(self) -> int:
         return housekeeping.expire_done(self)
+
+    def expire_failed(self) -> int:
+        return housekeeping.expire_failed(self)
 
     def counts(self) -> dict[str, int]:
         return status.counts(self)

@@ -214,6 +214,11 @@ class Storage(ABC):
     def ping(self) -> None:
         """Cheap reachability check for /health; raises :class:`StorageUnavailable`."""
 
+    def sweep_temporary(self, max_age: float = 3600.0) -> int:
+        """Remove temporary files older than ``max_age`` seconds that failed or killed
+        writes left behind; returns how many. Backends without temporaries: 0."""
+        return 0
+
     def probe(self, *, create: bool = False) -> None:
         """Check, before any work starts, that this storage can do its job.
 

@@ -27,13 +27,14 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from spoold.durable import fsync_dir, read_only, temp_beside, write_atomic, write_temp
+from spoold.durable import fsync_dir, is_temporary, read_only, temp_beside, write_atomic, write_temp
 from spoold.errors import ConfigError
 from spoold.hashing import hash_file
 
@@ -269,7 +270,11 @@ class LocalStorage(Storage):
             except FileNotFoundError:
                 continue
             self.checkpoint("page-checked", key)
-            os.replace(tmp, visible)
+            try:
+                os.replace(tmp, visible)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
             self._sync_dir(visible.parent)
             replaced = True
         return replaced
@@ -305,6 +310,24 @@ class LocalStorage(Storage):
                 raise OSError(errno.EACCES, "not writable")
         except OSError as exc:
             raise self._wrap(exc, "use the storage directory") from exc
+
+    def sweep_temporary(self, max_age: float = 3600.0) -> int:
+        """Walk the tree for ``.NAME.<hex>.tmp`` files older than ``max_age``: a write that
+        died between creating one and linking it into place (disk full, SIGKILL)."""
+        cutoff = time.time() - max_age
+        removed = 0
+        for folder, _dirs, names in os.walk(self.root):
+            for name in names:
+                if not is_temporary(name):
+                    continue
+                path = os.path.join(folder, name)
+                try:
+                    if os.lstat(path).st_mtime < cutoff:
+                        os.unlink(path)
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+        return removed
 
     def probe(self, *, create: bool = False) -> None:
         root = self.root

@@ -64,6 +64,7 @@ class Worker(Service):
         housekeeping_interval: float = 5.0,
         poll_interval: float = 0.1,
         drain_timeout: float = 30.0,
+        storage_sweep_interval: float = 3600.0,
         watcher_factory: Callable[..., Watcher] | None = None,
         process_claim: Callable[..., Handled] = process,
         call_from_thread: Callable[..., Any] | None = None,
@@ -77,6 +78,7 @@ class Worker(Service):
         self.housekeeping_interval = housekeeping_interval
         self.poll_interval = poll_interval
         self.drain_timeout = drain_timeout
+        self.storage_sweep_interval = storage_sweep_interval
         self.watcher_factory = watcher_factory
         self.process_claim = process_claim
         self.call_from_thread = call_from_thread or reactor.callFromThread
@@ -100,6 +102,8 @@ class Worker(Service):
         #: Observers of every file published through this spool, by this process or another
         #: one (its filename; called on the reactor): page caches drop the project's pages.
         self.on_published: list[Callable[[str], None]] = []
+        #: Observers of every housekeeping round (metrics count its rejections).
+        self.on_housekept: list[Callable[[Any], None]] = []
         #: Fires once the first listing of new/ is done (the backlog is known): readiness.
         self.first_scan: Deferred = Deferred()
         #: Items that hit a bug in spoold since start (kept in cur/), and the last one:
@@ -124,6 +128,7 @@ class Worker(Service):
             (self.housekeeping_interval, self.housekeep),
             (self.spool.policy.lease / 3, self._renew_leases),
             (self.poll_interval, self._poll_waiters),
+            (self.storage_sweep_interval, self.sweep_storage),
         ):
             loop = task.LoopingCall(func)
             loop.clock = self.reactor
@@ -297,6 +302,8 @@ class Worker(Service):
 
         def done(report: Any) -> None:
             self._housekeeping_running = False
+            for observer in self.on_housekept:
+                observer(report)
             if report.reaped or report.promoted or report.taken:
                 log.info(
                     "housekeeping: {r.reaped} reaped, {r.poisoned} poisoned, {r.promoted} promoted, "
@@ -310,6 +317,18 @@ class Worker(Service):
             log.failure("housekeeping failed", failure)
 
         return self.run(self.spool.housekeep).addCallbacks(done, failed)
+
+    def sweep_storage(self) -> Deferred | None:
+        """Remove temporary files that killed or failed storage writes left (hourly)."""
+        if self.stopping:
+            return None
+
+        def swept(count: int) -> None:
+            if count:
+                log.info("storage: removed {n} stale temporary file(s)", n=count)
+
+        return self.run(self.storage.sweep_temporary).addCallbacks(
+            swept, lambda f: log.failure("cannot sweep the storage's temporary files", f))
 
     def _renew_leases(self) -> Deferred | None:
         claims = list(self._in_flight.values())

@@ -36,3 +36,22 @@ def test_a_rejection_that_cannot_write_its_reason_is_retried_when_space_comes_ba
         assert handled.outcome is not None and handled.outcome.result is Result.REJECTED
         (failure,) = spool.status().failures
         assert failure.code == "invalid-archive"
+
+
+def test_local_storage_writes_that_fail_on_a_full_disk_leave_no_temporary_files(tmp_path: Path) -> None:
+    import hashlib
+
+    import pytest
+
+    from spoold.storage import StorageUnavailable
+    from spoold.storage.local import LocalStorage
+
+    with small_filesystem(tmp_path / "fs", size="1m") as fs:
+        storage = LocalStorage(fs / "store")
+        (fs / "store").mkdir()
+        storage.put_file("packages/a/small.whl", b"a", hashlib.sha256(b"a").hexdigest())
+        big = bytes(2 << 20)
+        for attempt in range(5):
+            with pytest.raises(StorageUnavailable, match="No space left"):
+                storage.put_file(f"packages/a/big{attempt}.whl", big, hashlib.sha256(big).hexdigest())
+        assert [p for p in (fs / "store").rglob("*") if p.name.endswith(".tmp")] == []

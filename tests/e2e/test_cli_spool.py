@@ -146,3 +146,15 @@ def test_drop_refuses_a_directory_that_is_not_a_spool(tmp_path):
     err = result.stderr.decode()
     assert "is not a spool" in err and err.count("\n") == 1
     assert sorted(os.listdir(root)) == ["notes.txt"]
+
+
+def test_status_says_how_to_retry_and_retry_does_it(spool):
+    claim = spool.claim(spool.deliver_bytes(b"x", "demo-1.0.tar.gz"))
+    spool.fail(claim, "invalid-archive", "not a gzip file")
+    text = spoold("status", "--spool", str(spool.root)).stdout.decode()
+    assert "spoold retry ITEM" in text
+    result = spoold("retry", "--spool", str(spool.root), "demo-1.0.tar.gz")
+    assert result.returncode == 0, result.stderr
+    assert os.listdir(spool.failed) == [] and len(os.listdir(spool.new)) == 1
+    missing = spoold("retry", "--spool", str(spool.root), "nothing-1.0.tar.gz")
+    assert missing.returncode == 1 and b"no such item" in missing.stderr

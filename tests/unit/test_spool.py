@@ -296,3 +296,53 @@ def test_hostile_plain_names_in_new_go_to_failed_with_reason(spool, raw):
     (failure,) = status.failures
     assert failure.code == "invalid-filename"
     json.dumps(status.as_json())  # printable whatever the bytes were
+
+
+def test_failed_items_expire_with_their_reasons(tmp_path, clock):
+    spool = make(tmp_path, clock, failed_retention=100)
+    claim = spool.claim(spool.deliver_bytes(b"x", "foo-1.0.tar.gz", ItemMeta(uploader="a")))
+    spool.fail(claim, "invalid-archive", "not a gzip file")
+    clock.now = (spool.failed / str(claim.name.released())).lstat().st_ctime + 50
+    assert spool.expire_failed() == 0
+    clock.now += 100
+    assert spool.expire_failed() == 1
+    assert listing(spool, "failed") == []  # the reason went with the item
+
+
+def test_a_failure_fixed_by_a_later_publish_is_no_longer_listed(spool, tmp_path):
+    broken = spool.claim(spool.deliver_bytes(b"x", "foo-1.0.tar.gz"))
+    spool.fail(broken, "invalid-archive", "not a gzip file")
+    other = spool.claim(spool.deliver_bytes(b"x", "bar-1.0.tar.gz"))
+    spool.fail(other, "invalid-archive", "not a gzip file")
+    assert len(spool.status().failures) == 2
+    fixed = spool.claim(spool.deliver_bytes(b"y", "foo-1.0.tar.gz"))
+    spool.finish(fixed)
+    report = spool.housekeep()
+    assert report.expired == 1
+    (left,) = spool.status().failures
+    assert left.filename == "bar-1.0.tar.gz"
+    assert len([e for e in listing(spool, "failed") if e.endswith(".reason.json")]) == 1
+
+
+def test_retry_gives_a_failed_item_a_clean_slate(spool):
+    claim = spool.claim(spool.deliver_bytes(b"x", "foo-1.0.tar.gz", ItemMeta(uploader="a")))
+    spool.fail(claim, "storage-misconfigured", "the bucket does not exist")
+    (failure,) = spool.status().failures
+    fresh = spool.retry(failure.item)
+    assert fresh is not None and ItemName.parse(fresh).attempts == 0
+    assert listing(spool, "failed") == [] and listing(spool, "new") == [fresh]
+    again = spool.claim(fresh)
+    assert again is not None and again.meta == ItemMeta(uploader="a")
+    assert spool.retry("no-such-item") is None
+    assert spool.retry("../new/x") is None
+
+
+def test_housekeeping_reports_rejection_codes_for_metrics(tmp_path, clock):
+    spool = make(tmp_path, clock, max_attempts=1)
+    (spool.incoming / "x.tar.gz").symlink_to(tmp_path)
+    dead = Spool(spool.root, owner=Owner(spool.owner.host, 2**22 + 9, 1))
+    spool.deliver_bytes(b"x", "foo-1.0.tar.gz")
+    claim_next(dead)
+    clock.now = max(clock.now, (spool.incoming / "x.tar.gz").lstat().st_ctime) + 60
+    report = spool.housekeep()
+    assert sorted(report.rejected) == ["not-a-file", "worker-crash"]

@@ -11,6 +11,7 @@ import pytest
 from spoold.errors import ConfigError, Transient
 from spoold.storage import Storage, StorageUnavailable, open_storage
 from spoold.storage.local import LocalStorage
+from spoold.storage.memory import MemoryStorage
 from spoold.storage.s3 import S3Storage
 from testlib.backends import make_storage
 from testlib.storage_contract import *  # noqa: F403  (the contract's tests run here)
@@ -94,3 +95,22 @@ def test_local_probe_creates_on_first_start_and_refuses_a_file(tmp_path: Path) -
     (tmp_path / "file").write_text("")
     with pytest.raises(ConfigError, match="not a directory"):
         LocalStorage(tmp_path / "file").probe(create=True)
+
+
+def test_local_sweep_removes_only_stale_temporary_files(tmp_path: Path) -> None:
+    import os
+
+    storage = LocalStorage(tmp_path)
+    storage.put_file("packages/a/a.whl", b"a", sha(b"a"))
+    stale = tmp_path / "packages/a/.a.whl.0123456789abcdef.tmp"
+    fresh = tmp_path / "simple/a/.index.html.fedcba9876543210.tmp"
+    history = tmp_path / ".spoold/generations/simple/a/index.html/.00000000000000000001.ab.tmp"
+    for path in (stale, fresh, history):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    os.utime(stale, (1, 1))
+    os.utime(history, (1, 1))
+    assert storage.sweep_temporary(max_age=3600) == 2
+    assert not stale.exists() and not history.exists() and fresh.exists()
+    assert storage.read_bytes("packages/a/a.whl") == b"a"
+    assert MemoryStorage().sweep_temporary() == 0

@@ -1,6 +1,6 @@
 """The spool's folders and the names of the files inside its items: the layout contract.
 
-``ARCHITECTURE.md`` ("The spool") names these folders; scripts and the ``status --json``
+``docs/architecture.md`` ("The spool") names these folders; scripts and the ``status --json``
 schema depend on them, so they are spelled once, here.
 """
 

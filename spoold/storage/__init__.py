@@ -1,7 +1,7 @@
 """Where published files and index pages live: a local directory or an S3 bucket.
 
 :func:`open_storage` turns the ``--storage`` URL into a :class:`Storage`; the layout of
-the tree is the same on every backend (see ``ARCHITECTURE.md``, "Storage").
+the tree is the same on every backend (see ``docs/architecture.md``, "Storage").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Every storage key spoold reads or writes, built in one place.
 
-The tree is the contract a static web server relies on (``ARCHITECTURE.md``, "Storage"),
+The tree is the contract a static web server relies on (``docs/architecture.md``, "Storage"),
 so the paths are spelled once, here. ``<project>`` is always a PEP 503 normalized name
 and ``<filename>`` a name that passed :func:`spoold.inspection.filenames.check_filename`;
 :func:`spoold.storage.base.check_key` refuses anything else at the backend as well.

@@ -20,6 +20,12 @@ __all__ = [
     "project_json_key",
     "project_page_keys",
     "root_page_keys",
+    "ACCESS",
+    "EVENTS",
+    "event_key",
+    "roles_key",
+    "token_key",
+    "token_used_key",
 ]
 
 SIMPLE = "simple/"
@@ -58,3 +64,27 @@ def file_key(project: str, filename: str) -> str:
 def metadata_key(project: str, filename: str) -> str:
     """The PEP 658 core metadata file served beside the distribution."""
     return f"packages/{project}/{filename}.metadata"
+
+
+# -- private records: never served (not under simple/ or packages/; nginx denies .spoold/) --
+
+ACCESS = ".spoold/access/"
+EVENTS = ".spoold/events/"
+
+
+def token_key(token_id: str) -> str:
+    return f".spoold/access/tokens/{token_id}.json"
+
+
+def token_used_key(token_id: str) -> str:
+    """When the token was last used (rewritten at most once a minute)."""
+    return f".spoold/access/token-used/{token_id}"
+
+
+def roles_key(project: str) -> str:
+    return f".spoold/access/roles/{project}.json"
+
+
+def event_key(day: str, stamp: str, nonce: str) -> str:
+    """One event, in a folder per UTC day so that ``--since`` lists only the days after."""
+    return f".spoold/events/{day}/{stamp}-{nonce}.json"

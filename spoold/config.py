@@ -32,10 +32,18 @@ def data_dir() -> Path:
 
 @dataclass(frozen=True)
 class Settings:
+    #: Where a zero-config spoold keeps everything: the spool, the local storage, the
+    #: htpasswd file and the generated admin password (each can be set on its own).
+    data_dir: str = field(default_factory=lambda: str(data_dir()))
     spool: str = field(default_factory=lambda: str(data_dir() / "spool"))
     storage: str = field(default_factory=lambda: str(data_dir() / "storage"))
     listen: tuple[str, ...] = ("tcp:5555:interface=127.0.0.1",)
+    #: The accounts; None: ``htpasswd`` in ``data_dir`` (see :attr:`htpasswd_path`).
     htpasswd: str | None = None
+    #: ``private``: every read needs a user or a token; ``public``: reads need nothing.
+    read: str = "private"
+    #: Users who may do everything (upload anywhere, manage every project).
+    admins: tuple[str, ...] = ()
     #: Worker threads inspecting and publishing in one process.
     threads: int = 4
     #: Largest upload accepted, in bytes (413 above it).
@@ -62,6 +70,14 @@ class Settings:
     done_retention: float = 7 * 86400.0
     failed_retention: float = 30 * 86400.0
 
+    @property
+    def htpasswd_path(self) -> str:
+        """The htpasswd file in use: the setting, else ``htpasswd`` in the data directory."""
+        return self.htpasswd or str(Path(self.data_dir) / "htpasswd")
+
+    @property
+    def public_reads(self) -> bool:
+        return self.read == "public"
 
 def _describe(value: Any) -> str:
     text = repr(value)
@@ -125,4 +141,10 @@ def load(path: str | os.PathLike[str] | None = None, overrides: Mapping[str, Any
     for key in ("spool", "storage", "htpasswd"):
         if isinstance(values.get(key), str) and not values[key].startswith("s3://"):
             values[key] = os.path.expanduser(values[key])
+    if values.get("read", "private") not in ("private", "public"):
+        raise ConfigError(f"setting read = {_describe(values['read'])}: expected \"private\" or \"public\"")
+    if "data_dir" in values:
+        values["data_dir"] = os.path.expanduser(values["data_dir"])
+        for key in ("spool", "storage"):
+            values.setdefault(key, str(Path(values["data_dir"]) / key))
     return Settings(**values)

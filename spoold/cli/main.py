@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from spoold import __version__, config
-from spoold.cli import exits
+from spoold.cli import access_commands, exits
 from spoold.cli.spool_commands import cmd_drop, cmd_retry, cmd_status
 from spoold.cli.users import cmd_user_add
 from spoold.systemd.notify import listen_environment
@@ -119,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--htpasswd", metavar="FILE", help="the htpasswd file (created if missing)")
     u.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     u.add_argument("name", metavar="NAME")
+
+    access_commands.register(sub, "TOML settings file (or $SPOOLD_CONFIG)")
 
     storage_help = "a path, file:///path or s3://bucket/prefix"
     p = command("reindex", cmd_reindex, "rebuild manifests and pages from the stored files")

@@ -227,3 +227,17 @@ def test_principal_descriptions() -> None:
     assert ALICE.describe() == "alice" and TRUSTED.describe() == "spool (drop)"
     assert token.can(Scope.READ) and not token.can(Scope.UPLOAD)
     assert token_principal({"upload"}).can(Scope.READ)
+
+
+def test_a_first_start_creates_an_admin_with_a_private_password_file(tmp_path: Path) -> None:
+    import stat
+
+    from spoold.access.first_start import ensure_a_user
+    from spoold.access.htpasswd import Htpasswd
+
+    first = ensure_a_user(tmp_path / "etc" / "htpasswd", tmp_path / "data", rounds=4)
+    assert first is not None and first.user == "admin"
+    assert stat.S_IMODE(first.password_file.stat().st_mode) == 0o600
+    password = first.password_file.read_text().strip()
+    assert len(password) >= 20 and Htpasswd(tmp_path / "etc" / "htpasswd").verify("admin", password)
+    assert ensure_a_user(tmp_path / "etc" / "htpasswd", tmp_path / "data") is None  # users exist

@@ -57,6 +57,18 @@ class Settings:
     page_cache: float = 10.0
     #: Seconds a stopping worker waits for in-flight items before it exits anyway.
     drain_timeout: float = 30.0
+    #: Upload bodies one client address may send at once (429 above it); 0: no limit.
+    #: Behind a reverse proxy every upload comes from the proxy's address: raise it there.
+    max_uploads_per_client: int = 4
+    #: Upload bodies the server receives at once (503 above it); 0: no limit.
+    max_uploads: int = 32
+    #: Bytes per second a request body must keep up, measured over every ``body_grace``
+    #: seconds from its start (a slower body is cut with 408); 0: no minimum.
+    body_min_rate: int = 8192
+    body_grace: float = 30.0
+    #: Bytes kept free on the spool's filesystem: an upload that would leave less is
+    #: answered 507 before its body is read. Unset: 5% of the filesystem, at most 1 GiB.
+    spool_reserve: int | None = None
 
 
 def _describe(value: Any) -> str:
@@ -78,6 +90,8 @@ def _check_type(key: str, value: Any, hint: Any) -> Any:
         if value < 0:
             raise ConfigError(f"{shown}: expected a number of 0 or more")
         return hint(value)
+    if hint == (int | None):
+        return None if value is None else _check_type(key, value, int)
     if hint == str or hint == (str | None):
         if value is None and hint != str:
             return None

@@ -69,6 +69,18 @@ class Settings:
     #: failed/ (with their reasons) before housekeeping forgets them.
     done_retention: float = 7 * 86400.0
     failed_retention: float = 30 * 86400.0
+    #: Upload bodies one client address may send at once (429 above it); 0: no limit.
+    #: Behind a reverse proxy every upload comes from the proxy's address: raise it there.
+    max_uploads_per_client: int = 4
+    #: Upload bodies the server receives at once (503 above it); 0: no limit.
+    max_uploads: int = 32
+    #: Bytes per second a request body must keep up, measured over every ``body_grace``
+    #: seconds from its start (a slower body is cut with 408); 0: no minimum.
+    body_min_rate: int = 8192
+    body_grace: float = 30.0
+    #: Bytes kept free on the spool's filesystem: an upload that would leave less is
+    #: answered 507 before its body is read. Unset: 5% of the filesystem, at most 1 GiB.
+    spool_reserve: int | None = None
 
     @property
     def htpasswd_path(self) -> str:
@@ -98,6 +110,8 @@ def _check_type(key: str, value: Any, hint: Any) -> Any:
         if value < 0:
             raise ConfigError(f"{shown}: expected a number of 0 or more")
         return hint(value)
+    if hint == (int | None):
+        return None if value is None else _check_type(key, value, int)
     if hint == str or hint == (str | None):
         if value is None and hint != str:
             return None

@@ -15,21 +15,26 @@ only the first should pay for bcrypt. A changed entry, a changed file or :meth:`
 forgets what was remembered.
 
 The file is re-read when its size, mtime or inode change (checked on every verification;
-one ``stat``), and on :meth:`reload` (SIGHUP).
+one ``stat``), and on :meth:`reload` (SIGHUP). A file that is removed or no longer parses
+lets nobody in until it is fixed (:attr:`Htpasswd.problem`; an error line at most once a
+minute while requests keep coming): failing closed is what the operator who deleted it,
+or edited a user out of it, meant.
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import hmac
 import os
 import secrets
 import stat
+import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -38,7 +43,8 @@ from passlib.context import CryptContext
 from passlib.exc import UnknownHashError
 from twisted.logger import Logger
 
-from spoold.durable import write_atomic
+from spoold.access.basic import MAX_CREDENTIAL, Credentials, parse_basic
+from spoold.durable import fsync_dir, write_atomic
 from spoold.errors import ConfigError, SpooldError
 
 __all__ = [
@@ -61,49 +67,16 @@ SCHEMES = ("bcrypt", "sha256_crypt", "sha512_crypt", "apr_md5_crypt")
 _CONTEXT = CryptContext(schemes=list(SCHEMES), default="bcrypt")
 #: bcrypt looks at 72 bytes of a password; Apache truncates longer ones silently.
 BCRYPT_MAX_BYTES = 72
-#: Longest user name or password looked at in an Authorization header.
-_MAX_CREDENTIAL = 1024
+#: Longest user name or password looked at (longer ones never match).
+_MAX_CREDENTIAL = MAX_CREDENTIAL
+#: Seconds between two error lines about a missing or broken file.
+PROBLEM_LOG_INTERVAL = 60.0
 
 
 class BadCredentials(SpooldError):
     """A user name or password that ``spoold user add`` will not write."""
 
     code = "bad-credentials"
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """A user name and password from a request; the password never appears in a repr."""
-
-    user: str
-    password: str = field(repr=False)
-
-
-def parse_basic(header: bytes | str | None) -> Credentials | None:
-    """The credentials of an ``Authorization: Basic ...`` header, or None if there are
-    none or they are malformed (both answered with 401 and a challenge)."""
-    import base64
-    import binascii
-
-    if header is None:
-        return None
-    if isinstance(header, str):
-        header = header.encode("latin-1", "replace")
-    scheme, _, value = header.strip().partition(b" ")
-    if scheme.lower() != b"basic" or len(value) > 4 * _MAX_CREDENTIAL:
-        return None
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    try:
-        text = decoded.decode("utf-8")
-    except UnicodeDecodeError:
-        text = decoded.decode("latin-1")  # RFC 7617 leaves the charset to the client
-    user, colon, password = text.partition(":")
-    if not colon or not user:
-        return None
-    return Credentials(user, password)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +121,11 @@ class Htpasswd:
         self._remembered: dict[str, _Remembered] = {}
         self._mac_key = secrets.token_bytes(32)
         self._warned: set[tuple[str, str]] = set()
-        #: How many times a password was checked with the slow hash (for tests and metrics).
+        #: Why nobody can upload (the file is missing or broken); see :attr:`problem`.
+        self._problem: str | None = None
+        self._logged_problem: float | None = None
+        #: How many times the slow hash ran, on a real entry or as the stand-in every
+        #: failure pays (for tests and metrics).
         self.slow_checks = 0
         self.reload()
 
@@ -157,11 +134,15 @@ class Htpasswd:
     def reload(self) -> None:
         """Re-read the file now and forget remembered successes (SIGHUP).
 
-        If the file cannot be read, the users loaded before are kept (a half-finished
-        edit must not lock everyone out) and :class:`ConfigError` says why.
+        If the file cannot be read, no user can upload until it can (see
+        :attr:`problem`), and :class:`ConfigError` says why.
         """
         with self._lock:
-            self._load()
+            try:
+                self._load()
+            except ConfigError as e:
+                self._break(str(e), None)
+                raise
 
     def _load(self) -> None:
         try:
@@ -187,35 +168,82 @@ class Htpasswd:
         self._entries = entries
         self._signature = _Signature(st.st_ino, st.st_size, st.st_mtime_ns)
         self._remembered.clear()
+        if self._problem is not None:
+            log.info("htpasswd file {path} is readable again: {count} user(s)",
+                     path=str(self.path), count=len(entries))
+        self._problem = None
+
+    def _break(self, problem: str, signature: _Signature | None) -> None:
+        """The file cannot be read: nobody is let in until it can (fail closed).
+
+        A deleted file is how an operator takes everyone's access away, and a file that
+        does not parse cannot say whom the last edit meant to remove; keeping the old
+        users would keep exactly the account someone was locking out. ``signature`` is the
+        broken version's, so it is not re-parsed on every request (None: look again).
+        """
+        self._entries = {}
+        self._remembered.clear()
+        self._signature = signature
+        if problem != self._problem:
+            self._problem = problem
+            self._logged_problem = None  # a new problem is said at once
+        self._say_problem()
+
+    def _say_problem(self) -> None:
+        """Say at error level that uploads are refused, at most once a minute."""
+        now = self.clock()
+        if self._problem is None:
+            return
+        if self._logged_problem is not None and now - self._logged_problem < PROBLEM_LOG_INTERVAL:
+            return
+        self._logged_problem = now
+        log.error("every upload is refused until the htpasswd file is fixed: {problem}",
+                  problem=self._problem)
 
     def _reload_if_changed(self) -> None:
         """One stat; re-read on any change (mtime alone misses same-second edits)."""
         try:
             st = os.stat(self.path)
-        except OSError:
-            # Being replaced (rename in progress) or removed: keep what we have; the
-            # next check or a reload() says more.
+        except FileNotFoundError:
+            self._break(
+                f"htpasswd file {self.path} was removed; restore it or create it with "
+                f"`spoold user add NAME --htpasswd {self.path}`", None)
+            return
+        except OSError as e:
+            self._break(f"cannot read htpasswd file {self.path}: {e.strerror}", None)
             return
         current = _Signature(st.st_ino, st.st_size, st.st_mtime_ns)
         if current != self._signature:
             try:
                 self._load()
             except ConfigError as e:
-                log.warn("keeping the previous users: {error}", error=str(e))
-                self._signature = current  # do not retry on every request
+                self._break(str(e), current)
+        else:
+            self._say_problem()
 
     @property
     def users(self) -> frozenset[str]:
         with self._lock:
             return frozenset(self._entries)
 
+    @property
+    def problem(self) -> str | None:
+        """Why no user can upload right now (the file is missing or broken), or None."""
+        with self._lock:
+            return self._problem
+
     # -- checking --------------------------------------------------------------------------
 
     def verify(self, user: str, password: str) -> bool:
         """True if the file has ``user`` with this password. Blocking (stat and, unless
-        a recent success is remembered, bcrypt): call it in a thread."""
-        if len(user) > _MAX_CREDENTIAL or len(password) > _MAX_CREDENTIAL:
-            return False
+        a recent success is remembered, bcrypt): call it in a thread.
+
+        Every failure costs one slow hash, whatever its cause (no such user, a password
+        too long or with a NUL, an entry in a scheme that never matches), so the time an
+        answer takes does not tell which users exist or how their entries are stored.
+        """
+        if len(user) > _MAX_CREDENTIAL or len(password) > _MAX_CREDENTIAL or "\x00" in password:
+            return self._refuse()
         with self._lock:
             self._reload_if_changed()
             entry = self._entries.get(user)
@@ -231,9 +259,7 @@ class Htpasswd:
             ):
                 return True
         if entry is None:
-            # Spend the same time as for a real user, so timing does not list the users.
-            _CONTEXT.dummy_verify()
-            return False
+            return self._refuse()
         ok = self._slow_verify(user, password, entry)
         if ok:
             with self._lock:
@@ -243,14 +269,21 @@ class Htpasswd:
                     self._remembered[user] = _Remembered(entry, mac, self.clock() + self.cache_seconds)
         return ok
 
-    def _slow_verify(self, user: str, password: str, entry: str) -> bool:
+    def _refuse(self) -> bool:
+        """False, after as much work as checking a real bcrypt entry."""
         self.slow_checks += 1
-        secret = password.encode("utf-8")
+        _CONTEXT.dummy_verify()
+        return False
+
+    def _slow_verify(self, user: str, password: str, entry: str) -> bool:
+        secret = password.encode("utf-8", "surrogatepass")
         if entry.startswith(("$2a$", "$2b$", "$2y$", "$2x$")):
             secret = secret[:BCRYPT_MAX_BYTES]  # as Apache does for htpasswd -B entries
         try:
-            return bool(_CONTEXT.verify(secret, entry))
+            ok = bool(_CONTEXT.verify(secret, entry))
         except (UnknownHashError, ValueError, TypeError):
+            # An unsupported or malformed entry is refused in no time by passlib: pay for
+            # a hash anyway, or the speed of the answer tells the entry's scheme.
             scheme = entry.split("$")[1] if entry.startswith("$") else entry[:6]
             if (user, scheme) not in self._warned:
                 self._warned.add((user, scheme))
@@ -258,7 +291,9 @@ class Htpasswd:
                     "the htpasswd entry of {user!r} uses an unsupported or malformed scheme; "
                     "re-add the user with `spoold user add`", user=user,
                 )
-            return False
+            return self._refuse()
+        self.slow_checks += 1
+        return ok
 
     def _mac(self, user: str, password: str) -> bytes:
         message = user.encode("utf-8", "surrogatepass") + b"\x00" + password.encode("utf-8", "surrogatepass")
@@ -318,6 +353,7 @@ def add_user(path: str | os.PathLike[str], name: str, password: str, *, rounds: 
     except FileNotFoundError:
         existing = b""
         mode = 0o600
+        _make_folders(path.parent)
     except OSError as e:
         raise ConfigError(f"cannot read htpasswd file {path}: {e.strerror}") from None
     htpasswd = _parse_file(existing, path)
@@ -332,16 +368,43 @@ def add_user(path: str | os.PathLike[str], name: str, password: str, *, rounds: 
     return new
 
 
+def _make_folders(folder: Path) -> None:
+    """Create ``folder`` and its missing parents, each with mode 0700 (a password file's
+    folder is nobody else's business), durably."""
+    missing: list[Path] = []
+    while not folder.exists():
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    for new in reversed(missing):
+        try:
+            os.mkdir(new, 0o700)
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise ConfigError(f"cannot create the folder {new} for the htpasswd file: {e.strerror}") from None
+        with contextlib.suppress(OSError):
+            fsync_dir(new.parent)
+
+
 def password_from_stream(stream: TextIO) -> str:
     """The first line of ``stream`` without its line end (``--password-stdin``)."""
     line = stream.readline(4096)
     return line.rstrip("\r\n")
 
 
-def prompt_password(user: str, *, ask: Callable[[str], str] = getpass.getpass) -> str:
-    """Ask twice on the terminal; :class:`BadCredentials` if the answers differ."""
-    first = ask(f"Password for {user}: ")
-    second = ask("Again: ")
+def prompt_password(user: str, *, ask: Callable[[str], str] = getpass.getpass,
+                    err: TextIO | None = None) -> str:
+    """Ask twice on the terminal; :class:`BadCredentials` if the answers differ or the
+    input ends (Ctrl-D) before a password is given (the prompt's line is ended on ``err``,
+    stderr by default, so the error gets a line of its own)."""
+    try:
+        first = ask(f"Password for {user}: ")
+        second = ask("Again: ")
+    except EOFError:
+        print(file=err or sys.stderr)
+        raise BadCredentials("no password given (the input ended); nothing was changed") from None
     if first != second:
         raise BadCredentials("the passwords do not match; nothing was changed")
     return check_password_for_bcrypt(first)

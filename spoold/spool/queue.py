@@ -267,13 +267,15 @@ class Spool:
         with contextlib.suppress(FileNotFoundError, PermissionError):
             os.utime(claim.path, follow_symlinks=False)
 
-    def finish(self, claim: Claim) -> bool:
-        """Published: move to ``done/``. False if the claim was taken from us meanwhile.
+    def finish(self, claim: Claim, *, unchanged: bool = False) -> bool:
+        """Published, or (``unchanged``) found already published with the same bytes: move
+        to ``done/``. False if the claim was taken from us meanwhile.
 
-        The name in ``done/`` is ``uid,filename`` exactly, so anyone waiting for an item
-        (an upload in another process) can find it with one stat: see :meth:`outcome_of`.
+        The name in ``done/`` is ``uid,filename``, or ``uid;u=1,filename`` when unchanged,
+        so anyone waiting for an item (an upload in another process) can find it, and which
+        of the two it was, with a stat or two: see :meth:`outcome_of`.
         """
-        target = self.done / done_name(claim.name)
+        target = self.done / done_name(claim.name, unchanged=unchanged)
         if not move(claim.path, target):
             return False
         with contextlib.suppress(OSError):
@@ -306,10 +308,12 @@ class Spool:
 
     def outcome_of(self, name: ItemName) -> Outcome | None:
         """What became of a delivered item, whichever process handled it; None while it is
-        still on its way (new, cur, deferred). Two stats; no listing."""
+        still on its way (new, cur, deferred). Three stats at most; no listing."""
         assert name.uid is not None
         if os.path.lexists(self.done / done_name(name)):
             return Outcome(str(name), name.filename, Result.PUBLISHED)
+        if os.path.lexists(self.done / done_name(name, unchanged=True)):
+            return Outcome(str(name), name.filename, Result.UNCHANGED)
         try:
             reason = Reason.from_json(read_record(self.failed / (name.uid + REASON_SUFFIX)))
         except (OSError, ValueError):
@@ -368,6 +372,15 @@ class Spool:
         return status.status(self)
 
 
-def done_name(name: ItemName) -> str:
-    """An item's name in ``done/``: ``uid,filename``, findable by anyone who knows the uid."""
-    return str(ItemName(name.filename, uid=name.uid))
+#: The info field that marks an item in ``done/`` as found already published, unchanged
+#: (``ItemName.parse`` reads past unknown fields, so the filename and uid still parse).
+UNCHANGED_INFO = ";u=1"
+
+
+def done_name(name: ItemName, *, unchanged: bool = False) -> str:
+    """An item's name in ``done/``: ``uid,filename`` (``uid;u=1,filename`` if it was
+    already published unchanged), findable by anyone who knows the uid."""
+    published = str(ItemName(name.filename, uid=name.uid))
+    if not unchanged or name.uid is None:
+        return published
+    return f"{name.uid}{UNCHANGED_INFO},{name.filename}"

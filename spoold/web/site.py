@@ -1,10 +1,13 @@
 """The web site: every resource mounted under one :class:`SpooldSite`, by :func:`build_site`.
 
-The site carries what its requests and channels (:mod:`spoold.web.request`) need to keep
-a client from exhausting the server: the body folder (the spool's ``tmp/``), the body
-limit, and the timeouts: ``idle_timeout``, no byte for that long closes the connection
-(Twisted's ``Site(timeout=...)``); ``header_timeout``, the request line and headers must
-arrive within that time however slowly the bytes trickle (slowloris).
+The site carries what its requests and channels (:mod:`spoold.web.request`,
+:mod:`spoold.web.channel`) need to keep a client from exhausting the server: the body
+folder (the spool's ``tmp/``), the body limit, the upload gate (:mod:`spoold.web.admission`:
+credentials, bodies in flight and free space, all before a body is stored), and the
+timeouts: ``idle_timeout``, no byte for that long closes the connection (Twisted's
+``Site(timeout=...)``); ``header_timeout``, the request line and headers must arrive
+within that time however slowly the bytes trickle (slowloris); ``body_min_rate``, the
+pace a body must keep.
 
 Twisted's own form parsing (``request.args`` from a multipart body, which reads the whole
 body into memory) is switched off; uploads parse the body from disk in a thread.
@@ -32,9 +35,12 @@ from spoold.web.files import FilesPolicy, FilesResource
 from spoold.web.front import UPLOAD_PATHS, Front, Legacy, Root
 from spoold.web.health import HealthResource, MetricsResource
 from spoold.web.protocols import StorageReader, Waiter
-from spoold.web.request import SpooldChannel, SpooldRequest, peer_host
+from spoold.http.admission import AdmissionPolicy, Refusal
+from spoold.web.admission import Admitting, UploadGate
+from spoold.web.channel import SpooldChannel
+from spoold.web.request import SpooldRequest, peer_host
 from spoold.web.simple import SimplePolicy, SimpleResource
-from spoold.web.upload import Authenticator, Refusal, UploadPolicy, UploadResource
+from spoold.web.upload import Authenticator, UploadPolicy, UploadResource
 
 __all__ = [
     "SpooldChannel",
@@ -42,6 +48,7 @@ __all__ = [
     "SpooldSite",
     "WebPolicy",
     "build_site",
+    "web_policy",
 ]
 
 log = Logger()
@@ -63,6 +70,15 @@ class WebPolicy:
     #: Bodies declared smaller than this are kept in memory; larger or undeclared ones go
     #: to a temporary file in the spool's tmp/.
     memory_body: int = 64 * 1024
+    #: A body must arrive at this many bytes per second, measured over every
+    #: ``body_grace`` seconds from its start, or it is cut with 408; 0: no minimum.
+    body_min_rate: int = 8192
+    body_grace: float = 30.0
+    #: Bytes of a body kept in memory while its upload's headers are checked (what came
+    #: with the headers; the transport is paused): past it the connection is cut.
+    hold_limit: int = 1 << 20
+    #: Upload bodies in flight, per client and in all, and the spool's free-space reserve.
+    uploads: AdmissionPolicy = field(default_factory=AdmissionPolicy)
     #: One log line per request; off where a proxy in front already logs them.
     access_log: bool = True
     #: Seconds a read index page is served from memory (see spoold.http.pagecache); 0: off.
@@ -100,15 +116,19 @@ class SpooldSite(Site):
         self.metrics = metrics
         self.web = web
 
-    def early_refusal(self, request: SpooldRequest) -> Refusal | None:
-        """An answer for a request whose body need not be read (an upload with no
-        credentials, or with uploads disabled), from the request line and headers."""
+    #: Admits upload bodies (see spoold.web.admission); set by build_site.
+    gate: UploadGate | None = None
+
+    def is_upload(self, request: SpooldRequest) -> bool:
+        """Whether the request line is an upload's: the only requests whose body is kept."""
         line = request.request_line
-        if self.upload is None or line is None or line.method != b"POST":
-            return None
-        if line.path not in UPLOAD_PATHS:
-            return None
-        return self.upload.precheck(request.getHeader(b"authorization"))
+        return (self.gate is not None and line is not None and line.method == b"POST"
+                and line.path in UPLOAD_PATHS)
+
+    def admit(self, request: SpooldRequest, length: int | None) -> Refusal | Admitting:
+        """The gate's answer to an upload whose headers are in (see :meth:`is_upload`)."""
+        assert self.gate is not None
+        return self.gate.admit(request.getHeader(b"authorization"), peer_host(request), length)
 
     def buildProtocol(self, addr: Any) -> SpooldChannel:
         channel = super().buildProtocol(addr)  # factory, clock, idle timeout, site
@@ -155,7 +175,7 @@ def build_site(
     runs the password checks instead, so slow bcrypt never queues ahead of other work. ``auth`` None refuses uploads
     with 403. ``metrics`` is shared with the worker if given (``site.metrics`` otherwise).
     """
-    web = policy or WebPolicy(access_log=settings.access_log, page_cache=settings.page_cache)
+    web = policy or web_policy(settings)
     metrics = metrics or Metrics()
     if run is None:
         if threadpool is None:
@@ -187,5 +207,21 @@ def build_site(
         reactor=reactor,
     )
     site.upload = upload
+    site.gate = UploadGate(upload, web.uploads, spool.tmp, upload.auth_run)
     site.page_cache = cache
     return site
+
+
+def web_policy(settings: Settings) -> WebPolicy:
+    """The web policy the settings describe (the rest at their defaults)."""
+    return WebPolicy(
+        access_log=settings.access_log,
+        page_cache=settings.page_cache,
+        body_min_rate=settings.body_min_rate,
+        body_grace=settings.body_grace,
+        uploads=AdmissionPolicy(
+            max_per_client=settings.max_uploads_per_client,
+            max_total=settings.max_uploads,
+            reserve=settings.spool_reserve,
+        ),
+    )

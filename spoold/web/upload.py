@@ -5,7 +5,9 @@ The steps, and why each runs where it does:
 1. *Reactor*: Basic credentials are required (401 with a challenge otherwise; 403 with
    the command to run when no htpasswd file is configured at all).
 2. *Thread*: the password is checked (bcrypt is slow; a recent success is remembered by
-   :class:`spoold.access.htpasswd.Htpasswd`).
+   :class:`spoold.access.htpasswd.Htpasswd`) -- before the body is read, by
+   :mod:`spoold.web.admission`, which also caps the bodies in flight and keeps free
+   space in the spool; a request that arrives already checked is not checked again.
 3. *Thread*: the form is parsed from the request body, which :mod:`spoold.web.request`
    already buffered in the spool's ``tmp/`` (same filesystem, bounded memory), by
    :func:`spoold.http.upload_form.receive_upload`. The file
@@ -26,13 +28,14 @@ import io
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
 
-from spoold.access.htpasswd import Credentials, parse_basic
+from spoold.access.basic import Credentials, parse_basic
 from spoold.errors import Rejected, SpooldError, Transient
+from spoold.http.admission import Refusal
 from spoold.http.multipart import FormLimits
 from spoold.http.upload_form import Received, UploadRefused, receive_upload
 from spoold.metrics import Metrics
@@ -64,7 +67,11 @@ class Clock(Protocol):
 
 
 class Authenticator(Protocol):
-    """Checks a user's password; blocking (bcrypt), so it is called in a thread."""
+    """Checks a user's password; blocking (bcrypt), so it is called in a thread.
+
+    An authenticator may also have a ``problem`` attribute (as
+    :class:`~spoold.access.htpasswd.Htpasswd` does): when it is not None, nobody can be
+    let in, and uploads are answered 503 rather than "invalid password"."""
 
     def verify(self, user: str, password: str) -> bool: ...
 
@@ -76,18 +83,6 @@ class UploadPolicy:
     #: stays queued and is published later); None waits as long as the client does.
     wait_timeout: float | None = 900.0
     retry_after: int = 30
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """An answer given without looking at the body."""
-
-    status: int
-    #: For metrics (``spoold_rejections_total{code=...}``).
-    code: str
-    message: str
-    reason: str
-    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 def _challenge(message: str) -> Refusal:
@@ -144,6 +139,20 @@ class UploadResource(LeafResource):
                               "from the server's htpasswd file")
         return None
 
+    def verify(self, credentials: Credentials) -> Refusal | None:
+        """The refusal for these credentials (401; 503 while the htpasswd file cannot be
+        read), or None if they are good. Blocking (bcrypt): call it in a thread."""
+        assert self.auth is not None
+        if self.auth.verify(credentials.user, credentials.password):
+            return None
+        if getattr(self.auth, "problem", None) is not None:
+            # Nobody can upload; "invalid password" would send the uploader the wrong way.
+            message = ("Uploads are unavailable: the server cannot read its list of uploaders "
+                       "(the htpasswd file); the operator must fix it, see the server log")
+            return Refusal(503, "htpasswd-unreadable", message, message,
+                           ((b"retry-after", str(self.policy.retry_after).encode()),))
+        return _challenge("Invalid user name or password")
+
     def render_POST(self, request: Request) -> bytes | int:
         # Take the body from the request: Twisted closes request.content when the client
         # disconnects, but a complete upload is still delivered and published then.
@@ -155,21 +164,21 @@ class UploadResource(LeafResource):
             self.metrics.record_rejection(refusal.code)
             return send_text(request, refusal.status, refusal.message, reason=refusal.reason,
                              headers=refusal.headers)
-        assert self.auth is not None
-        credentials = parse_basic(request.getHeader(b"authorization"))
+        # Checked before the body was read (spoold.web.admission): not paid for twice.
+        verified: Credentials | None = getattr(request, "verified", None)
+        credentials = verified or parse_basic(request.getHeader(b"authorization"))
         assert credentials is not None
-        d: Deferred[Any] = self.auth_run(self.auth.verify, credentials.user, credentials.password)
+        d: Deferred[Any] = succeed(None) if verified is not None else self.auth_run(self.verify, credentials)
         d.addCallback(self._authenticated, request, credentials, body)
         d.addErrback(self._failed, request)
         d.addBoth(_closing(body))
         return NOT_DONE_YET
 
     def _authenticated(
-        self, ok: bool, request: Request, credentials: Credentials, body: IO[bytes] | None
+        self, refusal: Refusal | None, request: Request, credentials: Credentials, body: IO[bytes] | None
     ) -> Deferred[Any] | None:
-        if not ok:
+        if refusal is not None:
             _close(body)
-            refusal = _challenge("Invalid user name or password")
             self.metrics.record_rejection(refusal.code)
             finish_text(request, refusal.status, refusal.message, reason=refusal.reason,
                         headers=refusal.headers)

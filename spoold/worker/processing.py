@@ -72,7 +72,7 @@ def process(spool: Spool, storage: Storage, claim: Claim,
             item, claim.filename, Result.PUBLISHED if result.published else Result.UNCHANGED,
             project=dist.project, version=dist.version,
         )
-        end = partial(spool.finish, claim)
+        end = partial(spool.finish, claim, unchanged=not result.published)
     try:
         end()
     except OSError as e:

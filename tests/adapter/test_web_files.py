@@ -103,6 +103,15 @@ def test_unsatisfiable_and_ignored_ranges(tmp_path: Path, spool: Spool, local: L
     assert request(site, "GET", URL, {"Range": "bytes=0-1", "If-Range": '"stale"'}).status == 200
 
 
+def test_a_range_of_thousands_of_digits_is_not_a_500(tmp_path: Path, spool: Spool, local: LocalStorage) -> None:
+    site = make_site(tmp_path, spool, storage=local)
+    big = "1" * 5000
+    r = request(site, "GET", URL, {"Range": f"bytes={big}-"})
+    assert r.status == 416 and r.header("content-range") == f"bytes */{len(DATA)}"
+    r = request(site, "GET", URL, {"Range": f"bytes=-{big}"})
+    assert r.status == 206 and r.body == DATA
+
+
 @pytest.mark.parametrize(
     "path",
     [

@@ -19,7 +19,8 @@ from twisted.web.server import Request
 from spoold.http.headers import RequestLine
 from spoold.spool.queue import Spool
 from spoold.testing import Connection, ManualRun, raw_request
-from spoold.web.request import SpooldChannel, SpooldRequest
+from spoold.web.channel import SpooldChannel
+from spoold.web.request import SpooldRequest
 from spoold.web.responses import is_gone
 from spoold.web.site import WebPolicy
 
@@ -29,8 +30,8 @@ NO_CREDENTIALS_UPLOAD = raw_request("POST", "/legacy/?x=1", {
 
 def test_the_hooks_spoold_overrides_are_still_twisteds() -> None:
     """An override of a method Twisted no longer calls would be dead code, silently."""
-    for name in ("dataReceived", "lineReceived", "allHeadersReceived", "allContentReceived",
-                 "requestDone", "connectionLost"):
+    for name in ("dataReceived", "lineReceived", "headerReceived", "lineLengthExceeded", "allHeadersReceived",
+                 "allContentReceived", "requestDone", "connectionLost", "resumeProducing"):
         assert name in dir(HTTPChannel), name
         assert name in vars(SpooldChannel), name
     for name in ("gotLength", "handleContentChunk", "requestReceived", "notifyFinish"):
@@ -42,10 +43,14 @@ def test_spoolds_own_attributes_do_not_shadow_twisteds(tmp_path: Path, spool: Sp
     conn = Connection(site)
     conn.send(b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
     request = conn.channel.requests[-1]
-    ours_on_request = ("request_line", "gone", "_refused", "_received", "_drained", "_site", "_lost",
-                       "_refuse")
+    ours_on_request = ("request_line", "gone", "verified", "_refused", "_received", "_drained", "_site",
+                       "_lost", "_refuse", "_discard", "_holding", "_held", "_held_bytes", "_expect_continue",
+                       "_declared", "_complete", "_slot", "_rate_call", "_rate_mark", "_hold", "_admitted",
+                       "_admission_failed",
+                       "_open_content", "_store", "_start_rate_clock", "_check_rate", "_end_body")
     ours_on_channel = ("headerTimeout", "_headerCall", "_inBody", "_responding", "_cancelHeaderCall",
-                       "_headersTooSlow")
+                       "_headersTooSlow", "_holdingReads", "_headBytes", "_headLines", "hold_reading",
+                       "resume_reading", "_headTooLarge")
     twisted_request = set(dir(Request)) | {n for n in vars(request) if n not in ours_on_request}
     twisted_channel = set(dir(HTTPChannel)) | {n for n in vars(conn.channel) if n not in ours_on_channel}
     assert twisted_request.isdisjoint(ours_on_request)
@@ -145,3 +150,59 @@ def test_channels_are_spoolds(tmp_path: Path, spool: Spool) -> None:
     channel = make_site(tmp_path, spool).buildProtocol(None)
     assert isinstance(channel, SpooldChannel)
     assert channel.requestFactory is SpooldRequest
+
+
+# -- heads too large: answered, not dropped --------------------------------------------------------
+
+
+def _head_refused(conn: Connection, status: int) -> None:
+    [r] = conn.responses()
+    assert r.status == status, r
+    assert r.header("connection") == "close" and r.header("content-type") == "text/plain; charset=utf-8"
+    assert r.text.strip()  # says what was too large
+    assert conn.closed
+
+
+def test_twisteds_head_limits_are_the_ones_spoold_answers_for() -> None:
+    assert SpooldChannel.totalHeadersSize == HTTPChannel.totalHeadersSize == 16384
+    assert SpooldChannel.maxHeaders == 500 and SpooldChannel.MAX_LENGTH == 16384
+
+
+def test_a_header_line_over_16_kib_is_431_not_a_dropped_connection(tmp_path: Path, spool: Spool) -> None:
+    conn = Connection(make_site(tmp_path, spool))
+    conn.send(b"GET /simple/ HTTP/1.1\r\nHost: x\r\nCookie: " + b"c" * 20_000 + b"\r\n\r\n")
+    _head_refused(conn, 431)
+    assert "headers are larger" in conn.responses()[0].text
+
+
+def test_a_header_line_over_16_kib_still_coming_is_431(tmp_path: Path, spool: Spool) -> None:
+    conn = Connection(make_site(tmp_path, spool))
+    conn.send(b"GET /simple/ HTTP/1.1\r\nHost: x\r\nCookie: " + b"c" * 20_000)  # no line end yet
+    _head_refused(conn, 431)
+
+
+def test_headers_over_16_kib_in_all_are_431(tmp_path: Path, spool: Spool) -> None:
+    site = make_site(tmp_path, spool)
+    conn = Connection(site)
+    conn.send(raw_request("GET", "/simple/", [(f"X-Header-{i}", "v" * 1000) for i in range(20)]))
+    _head_refused(conn, 431)
+    assert 'spoold_http_requests_total{method="other",status="431"} 1.0' in site.metrics.render().decode()
+
+
+def test_more_than_500_header_fields_are_431(tmp_path: Path, spool: Spool) -> None:
+    conn = Connection(make_site(tmp_path, spool))
+    conn.send(raw_request("GET", "/simple/", [("X", "1")] * 501))
+    _head_refused(conn, 431)
+
+
+def test_a_request_line_over_16_kib_is_414(tmp_path: Path, spool: Spool) -> None:
+    conn = Connection(make_site(tmp_path, spool))
+    conn.send(b"GET /simple/" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    _head_refused(conn, 414)
+
+
+def test_heads_just_under_the_limits_are_served(tmp_path: Path, spool: Spool) -> None:
+    conn = Connection(make_site(tmp_path, spool))
+    conn.request("GET", "/health", [("X", "1")] * 498 + [("Cookie", "c" * 8000)])  # 500 with Host
+    conn.request("GET", "/health")  # the counts start again for the next request
+    assert [r.status for r in conn.responses()] == [200, 200]

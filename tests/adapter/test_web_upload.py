@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -436,13 +437,20 @@ def test_uploads_without_a_chance_are_refused_before_the_body(
     assert leftovers(spool) == [] and items(spool) == []
 
 
-def test_a_wrong_password_is_only_known_after_the_body(site, spool: Spool) -> None:  # type: ignore[no-untyped-def]
+def test_a_wrong_password_is_refused_before_the_body(site, spool: Spool) -> None:  # type: ignore[no-untyped-def]
+    """401 with only the headers in, and no "100 Continue": the body is never stored."""
     conn = Connection(site)
     conn.send(raw_request("POST", "/legacy/", {"Content-Type": "multipart/form-data; boundary=x",
-                                               "Authorization": basic_auth(USER, "wrong"), "Content-Length": "10"}))
-    assert conn.transport.value() == b""
-    conn.send(b"0123456789")
-    assert conn.responses()[0].status == 401
+                                               "Authorization": basic_auth(USER, "wrong"),
+                                               "Content-Length": str(5 << 20), "Expect": "100-continue"}))
+    [r] = conn.responses()
+    assert r.status == 401 and r.header("connection") == "close"
+    assert r.header("www-authenticate", ).startswith("Basic realm=")  # type: ignore[union-attr]
+    assert b"100 Continue" not in conn.transport.value()
+    request = conn.channel.requests[-1]
+    conn.send(b"x" * (1 << 20))  # a client that sends anyway: read and dropped
+    assert isinstance(request.content, io.BytesIO) and request.content.getvalue() == b""
+    assert leftovers(spool) == [] and items(spool) == []
 
 
 def test_blocking_work_runs_off_the_request_path(tmp_path: Path, spool: Spool, auth: Htpasswd,
@@ -453,7 +461,7 @@ def test_blocking_work_runs_off_the_request_path(tmp_path: Path, spool: Spool, a
     conn = Connection(site)
     post(conn, body, content_type)
     # nothing blocking happened while the request was handled: it is all queued
-    assert run.names() == ["verify"]
+    assert run.names() == ["check"]  # credentials and free space, before the body is read
     assert auth.slow_checks == 0 and items(spool) == []
     run.step()
     assert run.names() == ["_receive"] and items(spool) == []

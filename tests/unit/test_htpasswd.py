@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 from testlib.clock import FakeClock
-from passlib.hash import apr_md5_crypt, bcrypt, ldap_sha1, sha256_crypt, sha512_crypt
+from passlib.context import CryptContext
+from passlib.hash import apr_md5_crypt, bcrypt, des_crypt, ldap_sha1, sha256_crypt, sha512_crypt
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 
+from spoold.access import htpasswd as htpasswd_module
 from spoold.access.htpasswd import (
     BadCredentials,
     Credentials,
@@ -119,13 +122,132 @@ def test_explicit_reload_forgets_the_cache(htfile: Path) -> None:
     assert auth.slow_checks == 2
 
 
-def test_a_broken_or_missing_file_keeps_the_previous_users(htfile: Path) -> None:
+def errors(events: list[dict]) -> list[str]:
+    return [formatEvent(e) for e in events if e["log_level"] is LogLevel.error]
+
+
+def test_a_removed_file_lets_nobody_in_until_it_is_back(htfile: Path) -> None:
+    """Deleting the file is how an operator revokes everyone: the users are dropped, not
+    kept; an error says so at most once a minute while requests come; restoring it is
+    enough."""
+    clock = FakeClock(1000.0)
+    auth = Htpasswd(htfile, clock=clock)
+    assert auth.verify("alice", "wonderland") and auth.problem is None
+    saved = htfile.read_bytes()
+    htfile.unlink()
+    with capturedLogs() as events:
+        assert not auth.verify("alice", "wonderland")  # remembered successes are gone too
+        assert not auth.verify("alice", "wonderland")
+        clock.advance(30)
+        assert not auth.verify("bob", "builder")
+    assert auth.users == frozenset()
+    assert "was removed" in (auth.problem or "") and "spoold user add" in (auth.problem or "")
+    [line] = errors(events)
+    assert "every upload is refused" in line and str(htfile) in line
+    with capturedLogs() as events:
+        clock.advance(31)
+        assert not auth.verify("alice", "wonderland")
+    assert len(errors(events)) == 1  # a minute later, said again
+    htfile.write_bytes(saved)
+    assert auth.verify("alice", "wonderland") and auth.problem is None
+
+
+def test_a_broken_edit_lets_nobody_in_and_reload_says_why(htfile: Path) -> None:
+    auth = Htpasswd(htfile)
+    assert auth.verify("alice", "wonderland")
+    htfile.write_bytes(b"\xff\xfe not utf-8 :x\n")
+    with capturedLogs() as events, pytest.raises(ConfigError, match="malformed"):
+        auth.reload()  # SIGHUP
+    assert errors(events)
+    assert not auth.verify("alice", "wonderland")
+    assert "malformed" in (auth.problem or "")
+    with pytest.raises(ConfigError, match="does not exist.*spoold user add"):
+        htfile.unlink()
+        auth.reload()
+    assert not auth.verify("alice", "wonderland")
+    add_user(htfile, "alice", "fixed", rounds=4)
+    assert auth.verify("alice", "fixed") and auth.problem is None
+
+
+def test_a_broken_file_is_not_parsed_again_on_every_request(htfile: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    auth = Htpasswd(htfile)
+    htfile.write_bytes(b"\xff\xfe not utf-8 :x\n")
+    parsed: list[Path] = []
+    real = htpasswd_module._parse_file
+    monkeypatch.setattr(htpasswd_module, "_parse_file", lambda data, path: parsed.append(path) or real(data, path))
+    for _ in range(3):
+        assert not auth.verify("alice", "wonderland")
+    assert len(parsed) == 1
+
+
+class CountingContext:
+    """passlib's context, counting the hashes that really ran (a verify that raises did
+    no hashing) and the stand-in verifications."""
+
+    def __init__(self, real: CryptContext) -> None:
+        self.real = real
+        self.hashes = 0
+
+    def verify(self, secret: bytes, entry: str) -> bool:
+        ok = self.real.verify(secret, entry)
+        self.hashes += 1
+        return bool(ok)
+
+    def dummy_verify(self, elapsed: float = 0) -> bool:
+        self.hashes += 1
+        return False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+
+@pytest.fixture
+def hashes(monkeypatch: pytest.MonkeyPatch) -> CountingContext:
+    counting = CountingContext(htpasswd_module._CONTEXT)
+    monkeypatch.setattr(htpasswd_module, "_CONTEXT", counting)
+    return counting
+
+
+@pytest.mark.parametrize(
+    ("user", "password"),
+    [
+        ("nobody", "wonderland"),            # no such user
+        ("alice", "wrong"),                  # a wrong password
+        ("alice", "wonder\x00land"),         # a NUL, which bcrypt refuses in no time
+        ("eve", "unsalted"),                 # {SHA}: never matches
+        ("mallory", "plaintext"),            # plain text: never matches
+        ("trent", "des-pw"),                 # DES crypt: never matches
+        ("oscar", "broken"),                 # a malformed bcrypt entry
+        ("x" * 2000, "wonderland"),          # a user name too long to look at
+        ("alice", "x" * 2000),               # a password too long to look at
+    ],
+)
+def test_every_failure_costs_one_slow_hash(htfile: Path, hashes: CountingContext, user: str, password: str) -> None:
+    """No timing: the answer to any failure did the same work as a wrong password for a
+    real bcrypt user (exactly one slow hash), so its speed lists no users or schemes."""
+    with htfile.open("a") as f:
+        f.write("trent:" + des_crypt.hash("des-pw") + "\n" + "oscar:$2y$12$short\n")
+    auth = Htpasswd(htfile)
+    assert not auth.verify(user, password)
+    assert hashes.hashes == 1
+    assert auth.slow_checks == 1
+
+
+def test_every_failure_costs_one_slow_hash_when_the_file_is_gone(htfile: Path, hashes: CountingContext) -> None:
     auth = Htpasswd(htfile)
     htfile.unlink()
-    assert auth.verify("alice", "wonderland")
-    with pytest.raises(ConfigError, match="does not exist.*spoold user add"):
-        auth.reload()
-    assert auth.verify("alice", "wonderland")
+    assert not auth.verify("alice", "wonderland")
+    assert hashes.hashes == 1
+
+
+def test_the_stand_in_hash_costs_what_a_real_entry_costs() -> None:
+    """dummy_verify checks against a hash of the context's default scheme and settings:
+    bcrypt with the rounds `spoold user add` writes."""
+    import inspect
+
+    assert htpasswd_module._CONTEXT.default_scheme() == "bcrypt"
+    default_rounds = inspect.signature(add_user).parameters["rounds"].default
+    assert htpasswd_module._CONTEXT.hash("x").startswith(f"$2b${default_rounds:02d}$")
 
 
 def test_opening_a_missing_file_says_how_to_create_it(tmp_path: Path) -> None:
@@ -135,10 +257,10 @@ def test_opening_a_missing_file_says_how_to_create_it(tmp_path: Path) -> None:
         Htpasswd(tmp_path)
 
 
-def test_overlong_credentials_are_refused_without_hashing(htfile: Path) -> None:
+def test_overlong_credentials_are_refused_without_looking_at_the_entry(htfile: Path, hashes: CountingContext) -> None:
     auth = Htpasswd(htfile)
     assert not auth.verify("alice", "x" * 5000)
-    assert auth.slow_checks == 0
+    assert hashes.hashes == 1  # the stand-in only (see test_every_failure_costs_one_slow_hash)
 
 
 def test_add_user_creates_and_replaces(tmp_path: Path) -> None:
@@ -238,3 +360,38 @@ def test_password_input() -> None:
     answers = iter(["pw", "other"])
     with pytest.raises(BadCredentials, match="do not match"):
         prompt_password("alice", ask=lambda prompt: next(answers))
+
+
+@pytest.mark.parametrize("answers", [[], ["pw"]])
+def test_ctrl_d_at_the_prompt_is_no_password(answers: list[str]) -> None:
+    """getpass raises EOFError on Ctrl-D: a BadCredentials (one line, status 1), not a bug."""
+    given = iter(answers)
+
+    def ask(prompt: str) -> str:
+        try:
+            return next(given)
+        except StopIteration:
+            raise EOFError from None
+
+    err = io.StringIO()
+    with pytest.raises(BadCredentials, match="no password given"):
+        prompt_password("alice", ask=ask, err=err)
+    assert err.getvalue() == "\n"  # the prompt's line ends before the error is printed
+
+
+def test_add_user_creates_missing_folders_private(tmp_path: Path) -> None:
+    """`spoold user add --htpasswd FILE`'s help says "created if missing": the folders too."""
+    path = tmp_path / "etc" / "spoold" / "htpasswd"
+    before = stat.S_IMODE(os.stat(tmp_path).st_mode)
+    assert add_user(path, "alice", "first", rounds=4) is True
+    assert Htpasswd(path).verify("alice", "first")
+    for folder in (tmp_path / "etc", tmp_path / "etc" / "spoold"):
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700 & ~_umask()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path).st_mode) == before  # an existing folder is left alone
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current

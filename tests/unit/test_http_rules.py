@@ -48,6 +48,22 @@ def test_parse_range_forms(header: str, expected: object) -> None:
     assert parse_range(header, 10) == expected
 
 
+BIG = "9" * 5000  # past Python's 4300-digit limit for int()
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [(f"bytes={BIG}-", False), (f"bytes={BIG}-{BIG}", False), (f"bytes=2-{BIG}", (2, 8)),
+     (f"bytes=-{BIG}", (0, 10)), ("bytes=" + "0" * 5000 + "3-4", (3, 2)),
+     ("bytes=99999999999999999999-", False), ("bytes=0-99999999999999999999", (0, 10)),
+     ("bytes=-999999999999999999999", (0, 10))],
+)
+def test_range_numbers_of_any_length_are_read_as_rfc_9110_says(header: str, expected: object) -> None:
+    """Positions past the end, however many digits: unsatisfiable as a first position,
+    "to the end" as a last one, the whole file as a suffix; never a ValueError."""
+    assert parse_range(header, 10) == expected
+
+
 def test_range_applies_only_while_if_range_names_the_current_etag() -> None:
     assert range_applies(None, '"a"')
     assert range_applies(b' "a" ', '"a"')

@@ -120,7 +120,7 @@ def test_a_publish_that_cannot_be_recorded_is_retried_and_published_once(
     storage = MemoryStorage()
     claim = spool.claim(spool.deliver_bytes(wheel[1], wheel[0]))
 
-    def cannot_finish(claim: object) -> bool:
+    def cannot_finish(claim: object, **_: object) -> bool:
         raise OSError(30, "Read-only file system")
 
     with monkeypatch.context() as patch:

@@ -1,0 +1,112 @@
+"""The gate an upload passes, with only its headers in, before its body is read.
+
+:meth:`UploadGate.admit` runs on the reactor thread when the headers of an upload are in
+(:class:`~spoold.web.request.SpooldRequest` calls it through the site). The cheap checks
+answer at once: uploads disabled (403), no credentials (401), too many bodies in flight
+from the client or in all (429, 503; see :mod:`spoold.http.admission`). Otherwise the
+request holds its body (the transport is paused) while :meth:`UploadGate.check` runs on
+the password-check thread pool: the password (bcrypt, or the remembered success), then
+the spool's free space (one ``statvfs``). Its answer is the credentials, which the upload
+resource then trusts without checking them again, or the refusal (401, 503 while the
+htpasswd file is broken, 507).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from spoold.access.basic import Credentials, parse_basic
+from spoold.http.admission import (
+    AdmissionPolicy,
+    Refusal,
+    Slot,
+    Slots,
+    Space,
+    space_refusal,
+    upload_needs,
+)
+from spoold.threads import Run
+
+if TYPE_CHECKING:
+    from spoold.web.upload import UploadResource
+
+__all__ = ["Admitting", "UploadGate", "measure_space"]
+
+log = Logger()
+
+
+@dataclass(frozen=True, slots=True)
+class Admitting:
+    """An upload whose checks are running: ``result`` fires with the credentials (read
+    the body) or a :class:`Refusal`; ``slot`` is its place among the bodies in flight."""
+
+    slot: Slot
+    result: Deferred[Credentials | Refusal]
+
+
+def measure_space(folder: Path) -> Space:
+    """Bytes free to an unprivileged user on ``folder``'s filesystem, and its size (blocking)."""
+    st = os.statvfs(folder)
+    return Space(free=st.f_bavail * st.f_frsize, size=st.f_blocks * st.f_frsize)
+
+
+class UploadGate:
+    """Admits upload bodies: see the module docstring."""
+
+    def __init__(self, upload: UploadResource, policy: AdmissionPolicy, folder: Path, auth_run: Run) -> None:
+        self.upload = upload
+        self.policy = policy
+        #: Where bodies are buffered (the spool's tmp/): the filesystem whose space counts.
+        self.folder = folder
+        self.auth_run = auth_run
+        self.slots = Slots(policy)
+
+    def admit(self, authorization: bytes | None, client: str, length: int | None) -> Refusal | Admitting:
+        refusal = self.upload.precheck(authorization)
+        if refusal is not None:
+            return refusal
+        credentials = parse_basic(authorization)
+        assert credentials is not None  # precheck refuses requests without
+        needs = upload_needs(length)
+        slot = self.slots.take(client, needs)
+        if isinstance(slot, Refusal):
+            return slot
+        promised = self.slots.promised - needs  # by the other bodies in flight
+        d: Deferred[Any] = self.auth_run(self.check, credentials, needs, promised)
+        d.addErrback(self._failed)
+        return Admitting(slot, d)
+
+    def check(self, credentials: Credentials, needs: int, promised: int) -> Credentials | Refusal:
+        """The password, then the space (blocking: run in a thread)."""
+        refusal = self.upload.verify(credentials)
+        if refusal is not None:
+            return refusal
+        try:
+            space = measure_space(self.folder)
+        except OSError as e:
+            log.error("cannot measure the free space of {folder}: {error}", folder=str(self.folder),
+                      error=e.strerror)
+            return _unavailable(f"The server cannot check its spool's free space ({e.strerror}); "
+                                "try again later", self.policy)
+        refusal = space_refusal(space, self.policy, needs, promised)
+        if refusal is not None:
+            log.warn("refusing an upload: the spool has {free} bytes free ({needs} needed)",
+                     free=space.free, needs=needs)
+            return refusal
+        return credentials
+
+    def _failed(self, failure: Failure) -> Refusal:
+        log.failure("checking an upload's credentials failed", failure)
+        return _unavailable("The server could not check the credentials; try again later", self.policy)
+
+
+def _unavailable(message: str, policy: AdmissionPolicy) -> Refusal:
+    return Refusal(503, "unavailable", message, message,
+                   ((b"retry-after", str(policy.retry_after).encode("ascii")),))

@@ -1,12 +1,5 @@
-"""From an ``Authorization`` header to a :class:`~spoold.access.principal.Principal`.
-
-Accepted, as the contract says (and as twine, uv, poetry and pip send them):
-
-* ``Basic user:password`` -- a user of the htpasswd file;
-* ``Basic __token__:TOKEN`` -- a token as the password of the user ``__token__``;
-* ``Basic TOKEN:`` -- a token as the user name with an empty password
-  (``https://TOKEN@host/simple/``, as pip documents);
-* ``Bearer TOKEN``.
+"""From a request's credentials (:mod:`spoold.access.credentials`) to a
+:class:`~spoold.access.principal.Principal`.
 
 Two paths, so that a read costs microseconds, not a thread hop: :meth:`Authenticator.quick`
 answers from memory alone (a cached token record and a hash; a password whose success is
@@ -18,74 +11,21 @@ bcrypt). Failed logins are throttled per address and per user
 
 from __future__ import annotations
 
-import base64
-import binascii
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from spoold.access.credentials import Credentials
 from spoold.access.principal import ANONYMOUS, Principal
 from spoold.access.store import AccessStore
 from spoold.access.throttle import LoginThrottle
 from spoold.access.tokens import Token, split_token
 
-__all__ = ["AuthResult", "Authenticator", "Credentials", "parse_authorization"]
+__all__ = ["AuthResult", "Authenticator"]
 
-#: Longest user name, password or token looked at in an Authorization header.
-MAX_CREDENTIAL = 1024
-TOKEN_USER = "__token__"
 _REALM_CHALLENGE = (b"www-authenticate", b'Basic realm="spoold", charset="UTF-8"')
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """What a request presented: a user and password, or a token (never in a repr)."""
-
-    user: str | None = None
-    password: str | None = None
-    token: str | None = None
-
-    def __repr__(self) -> str:
-        return f"Credentials(user={self.user!r}, token={'...' if self.token else None})"
-
-
-def parse_authorization(header: bytes | str | None) -> Credentials | None:
-    """The credentials of an Authorization header; None if there are none or they are
-    malformed (both are answered as "no credentials": 401 with the challenge)."""
-    if header is None:
-        return None
-    if isinstance(header, str):
-        header = header.encode("latin-1", "replace")
-    scheme, _, value = header.strip().partition(b" ")
-    value = value.strip()
-    if len(value) > 4 * MAX_CREDENTIAL:
-        return None
-    if scheme.lower() == b"bearer":
-        try:
-            text = value.decode("ascii")
-        except UnicodeDecodeError:
-            return None
-        return Credentials(token=text) if text else None
-    if scheme.lower() != b"basic":
-        return None
-    try:
-        decoded = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    try:
-        text = decoded.decode("utf-8")
-    except UnicodeDecodeError:
-        text = decoded.decode("latin-1")  # RFC 7617 leaves the charset to the client
-    user, colon, password = text.partition(":")
-    if not colon or not user or len(user) > MAX_CREDENTIAL or len(password) > MAX_CREDENTIAL:
-        return None
-    if user == TOKEN_USER:
-        return Credentials(token=password) if password else None
-    if not password and split_token(user) is not None:
-        return Credentials(token=user)
-    return Credentials(user=user, password=password)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,19 +43,17 @@ from passlib.context import CryptContext
 from passlib.exc import UnknownHashError
 from twisted.logger import Logger
 
-from spoold.access.basic import MAX_CREDENTIAL, Credentials, parse_basic
+from spoold.access.credentials import MAX_CREDENTIAL
 from spoold.durable import fsync_dir, write_atomic
 from spoold.errors import ConfigError, SpooldError
 
 __all__ = [
     "SCHEMES",
     "BadCredentials",
-    "Credentials",
     "Htpasswd",
     "add_user",
     "check_password_for_bcrypt",
     "check_user_name",
-    "parse_basic",
     "password_from_stream",
     "prompt_password",
 ]
@@ -110,9 +108,13 @@ class Htpasswd:
         cache_seconds: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
         max_cached: int = 1024,
+        freshness: float = 1.0,
     ) -> None:
         self.path = Path(path)
         self.cache_seconds = cache_seconds
+        #: How old the last look at the file may be for :meth:`remembered` to answer.
+        self.freshness = freshness
+        self._looked_at = float("-inf")
         self.clock = clock
         self.max_cached = max_cached
         self._lock = threading.Lock()
@@ -234,6 +236,21 @@ class Htpasswd:
 
     # -- checking --------------------------------------------------------------------------
 
+    def remembered(self, user: str, password: str) -> bool:
+        """True if a recent success of exactly this password is remembered and the file
+        was looked at less than ``freshness`` seconds ago. Memory only -- no stat, no hash
+        -- so it is safe on the reactor thread; False means "ask :meth:`verify`"."""
+        if len(user) > _MAX_CREDENTIAL or len(password) > _MAX_CREDENTIAL:
+            return False
+        with self._lock:
+            if self.clock() - self._looked_at > self.freshness:
+                return False
+            entry = self._entries.get(user)
+            remembered = self._remembered.get(user)
+            return (entry is not None and remembered is not None and remembered.entry == entry
+                    and remembered.until > self.clock()
+                    and hmac.compare_digest(remembered.password_mac, self._mac(user, password)))
+
     def verify(self, user: str, password: str) -> bool:
         """True if the file has ``user`` with this password. Blocking (stat and, unless
         a recent success is remembered, bcrypt): call it in a thread.
@@ -246,6 +263,7 @@ class Htpasswd:
             return self._refuse()
         with self._lock:
             self._reload_if_changed()
+            self._looked_at = self.clock()
             entry = self._entries.get(user)
             mac = self._mac(user, password)
             remembered = self._remembered.get(user)

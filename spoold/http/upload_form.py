@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import IO, Any
 
 from packaging.utils import canonicalize_name
@@ -117,12 +117,13 @@ def check_form(fields: Mapping[str, str], parsed: ParsedFilename) -> None:
         )
 
 
-def _meta(fields: Mapping[str, str], uploader: str) -> ItemMeta:
-    """What the worker gets with the item (``meta.json``): declared digests and origin."""
+def _meta(fields: Mapping[str, str], origin: ItemMeta) -> ItemMeta:
+    """What the worker gets with the item (``meta.json``): who sent it (``origin``: the
+    uploader, token, address, client) and the form's declared digests and fields."""
     digests = {k: fields[k].strip().lower() for k in DECLARED_FIELDS if fields.get(k, "").strip()}
-    return ItemMeta(
+    return replace(
+        origin,
         via="upload",
-        uploader=uploader,
         name=fields.get("name") or None,
         version=fields.get("version") or None,
         filetype=fields.get("filetype") or None,
@@ -147,13 +148,17 @@ def receive_upload(
     body: IO[bytes],
     content_type: str | None,
     spool: Spool,
-    uploader: str,
+    origin: ItemMeta,
     *,
     limits: FormLimits | None = None,
+    authorize: Callable[[ParsedFilename], None] | None = None,
 ) -> Received:
     """Parse an upload form from ``body`` and deliver its file into the spool.
 
-    Blocking; run it in a thread. The file part is written straight into a spool
+    ``origin`` says who sends it (recorded in ``meta.json``); ``authorize`` is asked as
+    soon as the file part names its project, before a byte of it is copied, and raises
+    (a :class:`~spoold.errors.Rejected` with status 403) if the sender may not upload
+    there. Blocking; run it in a thread. The file part is written straight into a spool
     delivery when the form's fields came before it (as every known client sends them),
     and through a temporary file in ``tmp/`` otherwise. The delivery is committed into
     ``new/`` only after the form and the digests check out; on any error nothing is left
@@ -165,10 +170,12 @@ def receive_upload(
 
         def open_file(part: FilePart, fields: Mapping[str, str]) -> IO[bytes]:
             parsed = parse_filename(part.filename)  # a bad name fails before the copy
+            if authorize is not None:
+                authorize(parsed)  # a project the sender may not upload to: before the copy
             state["parsed"] = parsed
             if _REQUIRED <= set(fields) and any(f in fields for f in DECLARED_FIELDS):
                 check_form(fields, parsed)
-                delivery = stack.enter_context(spool.delivery(part.filename, _meta(fields, uploader)))
+                delivery = stack.enter_context(spool.delivery(part.filename, _meta(fields, origin)))
                 state["delivery"] = delivery
                 target: Any = delivery
             else:
@@ -193,7 +200,7 @@ def receive_upload(
         if delivery is None:
             staged = state["staged"]
             staged.seek(0)
-            delivery = stack.enter_context(spool.delivery(form.file.filename, _meta(form.fields, uploader)))
+            delivery = stack.enter_context(spool.delivery(form.file.filename, _meta(form.fields, origin)))
             shutil.copyfileobj(staged, delivery, 1 << 20)
         received = Received(
             item=delivery.item,

@@ -180,9 +180,15 @@ def expire_failed(spool: Spool) -> int:
     return removed
 
 
+#: A failure is kept at least this long, superseded or not: an upload waiting for its
+#: outcome (up to 15 minutes) reads it from ``failed/``.
+SUPERSEDED_GRACE = 3600.0
+
+
 def forget_superseded(spool: Spool) -> int:
     """Drop failures whose file was published afterwards (a fixed upload of the same
-    name): ``spoold status`` lists what is still wrong, not what was wrong once."""
+    name): ``spoold status`` lists what is still wrong, not what was wrong once. Only
+    failures older than :data:`SUPERSEDED_GRACE` go, so no waiting upload loses its answer."""
     published: dict[str, float] = {}
     for entry in listdir(spool.done):
         name = ItemName.parse(entry)
@@ -195,6 +201,12 @@ def forget_superseded(spool: Spool) -> int:
             continue
         name = ItemName.parse(entry)
         if name.uid is None or published.get(name.filename, 0.0) <= _uid_time(name.uid):
+            continue
+        try:
+            st = os.lstat(spool.failed / entry)
+        except FileNotFoundError:
+            continue
+        if spool.clock() - max(st.st_mtime, st.st_ctime) < SUPERSEDED_GRACE:
             continue
         with contextlib.suppress(FileNotFoundError):
             if os.path.isdir(spool.failed / entry) and not os.path.islink(spool.failed / entry):

@@ -45,8 +45,12 @@ class ItemMeta:
 
     #: How it came in: ``upload`` (HTTP), or empty for a file placed in the spool.
     via: str | None = None
-    #: The authenticated user who uploaded it.
+    #: The authenticated user who uploaded it, and the token used (its id), if any.
     uploader: str | None = None
+    token: str | None = None
+    #: The uploader's address and client (User-Agent), for the audit trail.
+    address: str | None = None
+    user_agent: str | None = None
     #: The upload form's ``name``, ``version`` and ``filetype`` fields.
     name: str | None = None
     version: str | None = None

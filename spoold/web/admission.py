@@ -22,7 +22,8 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from spoold.access.basic import Credentials, parse_basic
+from spoold.access.credentials import Credentials, parse_authorization
+from spoold.access.principal import Principal
 from spoold.http.admission import (
     AdmissionPolicy,
     Refusal,
@@ -48,7 +49,7 @@ class Admitting:
     the body) or a :class:`Refusal`; ``slot`` is its place among the bodies in flight."""
 
     slot: Slot
-    result: Deferred[Credentials | Refusal]
+    result: Deferred[Principal | Refusal]
 
 
 def measure_space(folder: Path) -> Space:
@@ -72,22 +73,22 @@ class UploadGate:
         refusal = self.upload.precheck(authorization)
         if refusal is not None:
             return refusal
-        credentials = parse_basic(authorization)
+        credentials = parse_authorization(authorization)
         assert credentials is not None  # precheck refuses requests without
         needs = upload_needs(length)
         slot = self.slots.take(client, needs)
         if isinstance(slot, Refusal):
             return slot
         promised = self.slots.promised - needs  # by the other bodies in flight
-        d: Deferred[Any] = self.auth_run(self.check, credentials, needs, promised)
+        d: Deferred[Any] = self.auth_run(self.check, credentials, client, needs, promised)
         d.addErrback(self._failed)
         return Admitting(slot, d)
 
-    def check(self, credentials: Credentials, needs: int, promised: int) -> Credentials | Refusal:
-        """The password, then the space (blocking: run in a thread)."""
-        refusal = self.upload.verify(credentials)
-        if refusal is not None:
-            return refusal
+    def check(self, credentials: Credentials, client: str, needs: int, promised: int) -> Principal | Refusal:
+        """The credentials, then the space (blocking: run in a thread)."""
+        checked = self.upload.verify(credentials, client)
+        if isinstance(checked, Refusal):
+            return checked
         try:
             space = measure_space(self.folder)
         except OSError as e:
@@ -100,7 +101,7 @@ class UploadGate:
             log.warn("refusing an upload: the spool has {free} bytes free ({needs} needed)",
                      free=space.free, needs=needs)
             return refusal
-        return credentials
+        return checked
 
     def _failed(self, failure: Failure) -> Refusal:
         log.failure("checking an upload's credentials failed", failure)

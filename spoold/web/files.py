@@ -33,6 +33,7 @@ from spoold.errors import Transient
 from spoold.http.conditional import etag_matches, parse_range, range_applies
 from spoold.http.paths import package_file_key
 from spoold.threads import Run
+from spoold.web.guard import Guard
 from spoold.web.protocols import StorageReader
 from spoold.web.responses import LeafResource, finish_text, is_gone, send_text
 
@@ -76,17 +77,35 @@ class _Proxy:
 class FilesResource(LeafResource):
     """``/packages/...``; a leaf that reads ``request.postpath``."""
 
-    def __init__(self, storage: StorageReader, run: Run, policy: FilesPolicy | None = None) -> None:
+    def __init__(self, storage: StorageReader, run: Run, policy: FilesPolicy | None = None,
+                 guard: Guard | None = None) -> None:
         super().__init__()
         self.storage = storage
         self.run = run
         self.policy = policy or FilesPolicy()
+        #: Who may read (None: everyone). A presigned URL is handed out only after it.
+        self.guard = guard
 
     def render_GET(self, request: Request) -> bytes | int:
         key = package_file_key(request.postpath or [])
         if key is None:
             return send_text(request, 404, "Not found")
-        d = self.run(self._locate, key)
+        if self.guard is None or self.guard.public:
+            return self._serve(request, key, visible=True)
+        request.setHeader(b"vary", b"Authorization")
+        project = key.split("/")[1]
+        d = self.guard.reader(request, project)
+        d.addCallback(lambda principal: None if principal is None else self._serve(
+            request, key, visible=self.guard is not None and self.guard.sees(principal, project)))
+        d.addErrback(self._failed, request)
+        return NOT_DONE_YET
+
+    def _serve(self, request: Request, key: str, *, visible: bool) -> int:
+        if visible:
+            d = self.run(self._locate, key)
+        else:
+            # Absent for this reader: the same lookup, then the answer for a missing file.
+            d = self.run(self._locate, key).addCallback(lambda found: (_close(found), None)[1])
         d.addCallback(self._send, request, key)
         d.addErrback(self._failed, request)
         return NOT_DONE_YET
@@ -129,7 +148,10 @@ class FilesResource(LeafResource):
         etag = f'"{size:x}-{found.mtime_ns:x}"' if isinstance(found, _Local) else f'"{size:x}-{int(found.mtime * 1e9):x}"'
         request.setHeader(b"etag", etag.encode("ascii"))
         request.setHeader(b"last-modified", formatdate(found.mtime, usegmt=True).encode("ascii"))
-        request.setHeader(b"cache-control", self.policy.cache_control.encode("ascii"))
+        cache_control = self.policy.cache_control
+        if self.guard is not None and not self.guard.public:
+            cache_control = cache_control.replace("public", "private")  # no shared cache
+        request.setHeader(b"cache-control", cache_control.encode("ascii"))
         request.setHeader(b"content-type", b"application/octet-stream")
         request.setHeader(b"x-content-type-options", b"nosniff")
         if etag_matches(request.getHeader(b"if-none-match"), etag):

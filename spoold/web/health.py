@@ -11,16 +11,20 @@ take it out of rotation for that.
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Callable
 
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
 
+from spoold.access.authenticate import AuthResult
 from spoold.http.health import Bugs, HealthReport, health_report
 from spoold.metrics import CONTENT_TYPE, Metrics
 from spoold.spool.queue import Spool
 from spoold.threads import Run
+from spoold.web.guard import Guard
 from spoold.web.responses import LeafResource, finish_body, finish_text
 
 __all__ = ["HealthResource", "MetricsResource"]
@@ -31,8 +35,11 @@ log = Logger()
 class HealthResource(LeafResource):
 
     def __init__(self, spool: Spool, ping: Callable[[], None], run: Run, metrics: Metrics | None = None,
-                 bugs: Callable[[], Bugs] = Bugs) -> None:
+                 bugs: Callable[[], Bugs] = Bugs, guard: Guard | None = None) -> None:
         super().__init__()
+        #: With private reads, the details (queues, errors, version) need read rights;
+        #: ``{"ok": ...}`` is for anyone (load balancers).
+        self.guard = guard
         self.spool = spool
         self.ping = ping
         self.run = run
@@ -49,7 +56,17 @@ class HealthResource(LeafResource):
         if self.metrics is not None:
             self.metrics.set_queue_depths(report.queues)
             self.metrics.storage_up.set(1 if report.storage.reachable else 0)
-        finish_body(request, report.as_json().encode(), "application/json")
+        if self.guard is None or self.guard.public:
+            finish_body(request, report.as_json().encode(), "application/json")
+            return
+        request.setHeader(b"vary", b"Authorization")
+
+        def answer(result: AuthResult) -> None:
+            full = result.principal is not None and result.principal.authenticated
+            body = report.as_json() if full else json.dumps({"ok": report.ok}) + "\n"
+            finish_body(request, body.encode(), "application/json")
+
+        self.guard.principal(request).addCallbacks(answer, self._failed, errbackArgs=(request,))
 
     def _failed(self, failure: Failure, request: Request) -> None:
         log.failure("health check failed", failure)

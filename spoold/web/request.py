@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.logger import Logger
 from twisted.web.server import Request
 
-from spoold.access.basic import Credentials
+from spoold.access.principal import Principal
 from spoold.http.admission import Refusal
 from spoold.http.headers import RequestLine, reason_phrase
 
@@ -59,8 +59,8 @@ class SpooldRequest(Request):
     request_line: RequestLine | None = None
     #: True once the client went away: writing or finishing then raises in Twisted.
     gone = False
-    #: The credentials the upload gate checked before the body was read (None: unchecked).
-    verified: Credentials | None = None
+    #: Who the upload gate found the sender to be, before the body was read (None: unchecked).
+    verified: Principal | None = None
     _refused = False
     _received = 0
     _drained = 0
@@ -130,7 +130,7 @@ class SpooldRequest(Request):
         if not self.gone and self.channel is not None:
             self.channel.transport.abortConnection()
 
-    def _admitted(self, result: Credentials | Refusal) -> None:
+    def _admitted(self, result: Principal | Refusal) -> None:
         held, self._held, self._held_bytes = self._held or [], None, 0
         self._holding = False
         if self.gone or self.channel is None:

@@ -28,10 +28,12 @@ from spoold.http.negotiation import Choice, Format, NotAcceptable, choose
 from spoold.http.pagecache import PageCache
 from spoold.http.paths import NotFound, Redirect, simple_route
 from spoold.index.manifest import RootIndex
-from spoold.index.pages import render_root_html, render_root_json
+from spoold.access.principal import ANONYMOUS, Principal
+from spoold.index.pages import parse_root_json, render_root_html, render_root_json
 from spoold.storage.base import Page
 from spoold.storage.keys import project_page_keys, root_page_keys
 from spoold.threads import Run
+from spoold.web.guard import Guard
 from spoold.web.protocols import StorageReader
 from spoold.web.responses import LeafResource, finish_text, is_gone, send_text
 
@@ -63,12 +65,14 @@ class SimpleResource(LeafResource):
     """``/simple/...``; a leaf: it reads ``request.postpath`` itself."""
 
     def __init__(self, storage: StorageReader, run: Run, policy: SimplePolicy | None = None,
-                 cache: PageCache | None = None) -> None:
+                 cache: PageCache | None = None, guard: Guard | None = None) -> None:
         super().__init__()
         self.storage = storage
         self.run = run
         self.policy = policy or SimplePolicy()
         self.cache = cache
+        #: Who may read (None: everyone, as with ``read = "public"``).
+        self.guard = guard
 
     def render_GET(self, request: Request) -> bytes | int:
         request.setHeader(b"vary", b"Accept")
@@ -94,8 +98,33 @@ class SimpleResource(LeafResource):
         )
         if isinstance(choice, NotAcceptable):
             return send_text(request, 406, choice.message)
+        if self.guard is None or self.guard.public:
+            return self._read(request, choice, project, ANONYMOUS)
+        # The answer depends on who asks: no shared cache may hand it to someone else.
+        request.setHeader(b"vary", b"Accept, Authorization")
+        d = self.guard.reader(request, project)
+        d.addCallback(lambda principal: None if principal is None
+                      else self._read(request, choice, project, principal))
+        d.addErrback(self._failed, request)
+        return NOT_DONE_YET
+
+    def _read(self, request: Request, choice: Choice, project: str | None,
+              principal: Principal) -> bytes | int:
         html, json = root_page_keys() if project is None else project_page_keys(project)
         key = html if choice.format is Format.HTML else json
+        if project is not None and self.guard is not None and not self.guard.sees(principal, project):
+            # Absent for this reader: the same storage read and the same answer as a
+            # project that does not exist, so neither the body nor the time tells.
+            d = self.run(self.storage.read_page, key)
+            d.addCallback(lambda _: self._found(None, request, choice, project))
+            d.addErrback(self._failed, request)
+            return NOT_DONE_YET
+        if project is None and principal.projects:
+            # A token limited to projects sees only those in the root index.
+            d = self.run(self.storage.read_page, root_page_keys()[1])
+            d.addCallback(self._filtered_root, request, choice, principal)
+            d.addErrback(self._failed, request)
+            return NOT_DONE_YET
         if self.cache is not None:
             cached = self.cache.get(key)
             if cached is not None:
@@ -108,6 +137,15 @@ class SimpleResource(LeafResource):
         d.addCallback(self._found, request, choice, project)
         d.addErrback(self._failed, request)
         return NOT_DONE_YET
+
+    def _filtered_root(self, page: Page | None, request: Request, choice: Choice,
+                       principal: Principal) -> None:
+        root = parse_root_json(page.data) if page is not None else RootIndex()
+        visible = RootIndex(root.generation, tuple(
+            entry for entry in root.projects if self.guard is not None
+            and self.guard.sees(principal, entry.project)))
+        data = render_root_html(visible) if choice.format is Format.HTML else render_root_json(visible)
+        self._found(Page(data, '"' + hashlib.sha256(data).hexdigest()[:32] + '"'), request, choice, None)
 
     def _remember(self, page: Page | None, key: str, ticket: tuple[float, int]) -> Page | None:
         if page is not None and self.cache is not None:
@@ -124,7 +162,8 @@ class SimpleResource(LeafResource):
             data = _EMPTY_ROOT[choice.format]
             page = Page(data, '"' + hashlib.sha256(data).hexdigest()[:32] + '"')
         request.setHeader(b"etag", page.etag.encode("ascii"))
-        request.setHeader(b"cache-control", self.policy.cache_control.encode("ascii"))
+        private = self.guard is not None and not self.guard.public
+        request.setHeader(b"cache-control", (("private, " if private else "") + self.policy.cache_control).encode("ascii"))
         request.setHeader(b"x-content-type-options", b"nosniff")
         if etag_matches(request.getHeader(b"if-none-match"), page.etag):
             request.setResponseCode(304)

@@ -20,6 +20,7 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet import task
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from twisted.web.resource import Resource
@@ -40,7 +41,11 @@ from spoold.web.admission import Admitting, UploadGate
 from spoold.web.channel import SpooldChannel
 from spoold.web.request import SpooldRequest, peer_host
 from spoold.web.simple import SimplePolicy, SimpleResource
-from spoold.web.upload import Authenticator, UploadPolicy, UploadResource
+from spoold.access.authenticate import Authenticator, Passwords
+from spoold.access.store import AccessStore
+from spoold.access.throttle import LoginThrottle
+from spoold.web.guard import Guard
+from spoold.web.upload import UploadPolicy, UploadResource
 
 __all__ = [
     "SpooldChannel",
@@ -158,7 +163,7 @@ def build_site(
     storage_reader: StorageReader,
     spool: Spool,
     waiter: Waiter,
-    auth: Authenticator | None,
+    auth: Passwords | None,
     settings: Settings,
     reactor: Any,
     threadpool: ThreadPool | None,
@@ -167,13 +172,17 @@ def build_site(
     run: Run | None = None,
     auth_threadpool: ThreadPool | None = None,
     bugs: Callable[[], Bugs] = Bugs,
+    access: AccessStore | None = None,
 ) -> SpooldSite:
     """The whole HTTP API as one :class:`~twisted.web.server.Site`.
 
     ``threadpool`` runs every blocking call (storage, stats, bcrypt, form parsing); pass
     ``run`` instead to choose how (tests: synchronously). ``auth_threadpool``, if given,
-    runs the password checks instead, so slow bcrypt never queues ahead of other work. ``auth`` None refuses uploads
-    with 403. ``metrics`` is shared with the worker if given (``site.metrics`` otherwise).
+    runs the password checks instead, so slow bcrypt never queues ahead of other work.
+    ``auth`` holds the accounts (the htpasswd file); None refuses uploads with 403 and
+    checks no credentials (so reads must be public). ``access`` keeps tokens, roles and
+    events (by default in ``storage_reader``, which must then be a full Storage).
+    ``metrics`` is shared with the worker if given (``site.metrics`` otherwise).
     """
     web = policy or web_policy(settings)
     metrics = metrics or Metrics()
@@ -186,17 +195,27 @@ def build_site(
     if auth_threadpool is not None:
         auth_run = pool_runner(reactor, auth_threadpool)
 
+    authenticator: Authenticator | None = None
+    if auth is not None:
+        if access is None:
+            access = AccessStore(storage_reader)  # type: ignore[arg-type]
+        authenticator = Authenticator(
+            auth, access, admins=frozenset(settings.admins),
+            throttle=LoginThrottle(clock=reactor.seconds), clock=reactor.seconds,
+            cache_seconds=settings.page_cache if settings.page_cache > 0 else 10.0,
+        )
+    guard = Guard(authenticator, auth_run or run, public=settings.public_reads)
     upload = UploadResource(
-        spool=spool, waiter=waiter, auth=auth, run=run, reactor=reactor, metrics=metrics,
-        policy=web.upload, auth_run=auth_run,
+        spool=spool, waiter=waiter, authenticator=authenticator, run=run, reactor=reactor,
+        metrics=metrics, policy=web.upload, auth_run=auth_run, access=access,
     )
     root = Root()
     root.putChild(b"", Front(upload))
     root.putChild(b"legacy", Legacy(upload))
     cache = PageCache(web.page_cache, reactor.seconds) if web.page_cache > 0 else None
-    root.putChild(b"simple", SimpleResource(storage_reader, run, web.simple, cache))
-    root.putChild(b"packages", FilesResource(storage_reader, run, web.files))
-    root.putChild(b"health", HealthResource(spool, storage_reader.ping, run, metrics, bugs))
+    root.putChild(b"simple", SimpleResource(storage_reader, run, web.simple, cache, guard))
+    root.putChild(b"packages", FilesResource(storage_reader, run, web.files, guard))
+    root.putChild(b"health", HealthResource(spool, storage_reader.ping, run, metrics, bugs, guard))
     root.putChild(b"metrics", MetricsResource(spool, metrics, run))
     site = SpooldSite(
         root,
@@ -209,6 +228,13 @@ def build_site(
     site.upload = upload
     site.gate = UploadGate(upload, web.uploads, spool.tmp, upload.auth_run)
     site.page_cache = cache
+    site.guard = guard
+    site.authenticator = authenticator
+    if authenticator is not None:
+        flush = task.LoopingCall(lambda: run(authenticator.write_uses).addErrback(
+            lambda f: log.failure("cannot record when tokens were last used", f)))
+        flush.clock = reactor
+        site.token_use_flush = flush
     return site
 
 

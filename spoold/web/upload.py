@@ -2,12 +2,16 @@
 
 The steps, and why each runs where it does:
 
-1. *Reactor*: Basic credentials are required (401 with a challenge otherwise; 403 with
-   the command to run when no htpasswd file is configured at all).
-2. *Thread*: the password is checked (bcrypt is slow; a recent success is remembered by
-   :class:`spoold.access.htpasswd.Htpasswd`) -- before the body is read, by
+1. *Reactor*: credentials are required -- a user's password or a token with the upload
+   scope (401 with a challenge otherwise; 403 when the server checks no credentials).
+2. *Thread*: they are checked (:class:`spoold.access.authenticate.Authenticator`: bcrypt,
+   or a remembered success, or a token record) -- before the body is read, by
    :mod:`spoold.web.admission`, which also caps the bodies in flight and keeps free
    space in the spool; a request that arrives already checked is not checked again.
+   Once the form names the project, the sender's right to upload there is decided
+   (:func:`spoold.access.policy.may_upload`: the token's projects, the project's roles)
+   before a byte of the file is copied; the worker decides it again when it publishes,
+   where two users creating one project at the same moment are told apart.
 3. *Thread*: the form is parsed from the request body, which :mod:`spoold.web.request`
    already buffered in the spool's ``tmp/`` (same filesystem, bounded memory), by
    :func:`spoold.http.upload_form.receive_upload`. The file
@@ -33,21 +37,30 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
 
-from spoold.access.basic import Credentials, parse_basic
+from spoold.access.authenticate import Authenticator
+from spoold.access.credentials import Credentials, parse_authorization
+from spoold.access.events import Event
+from spoold.access.policy import may_upload
+from spoold.access.principal import Principal, Scope
+from spoold.access.store import AccessStore
 from spoold.errors import Rejected, SpooldError, Transient
 from spoold.http.admission import Refusal
 from spoold.http.multipart import FormLimits
 from spoold.http.upload_form import Received, UploadRefused, receive_upload
+from spoold.inspection.filenames import ParsedFilename
+from spoold.spool.records import ItemMeta
+from spoold.storage.keys import project_json_key
 from spoold.metrics import Metrics
 from spoold.spool.outcome import Outcome, Result
 from spoold.spool.queue import Spool
 from spoold.threads import Run
 from spoold.web.protocols import Waiter
+from spoold.web.request import peer_host
 from spoold.web.responses import LeafResource, finish_text, is_gone, send_text
 
 __all__ = [
-    "Authenticator",
     "Clock",
+    "Forbidden",
     "Refusal",
     "UploadPolicy",
     "UploadResource",
@@ -66,14 +79,11 @@ class Clock(Protocol):
     def callLater(self, delay: float, f: Any, *args: Any, **kwargs: Any) -> Any: ...
 
 
-class Authenticator(Protocol):
-    """Checks a user's password; blocking (bcrypt), so it is called in a thread.
+class Forbidden(Rejected):
+    """The sender may not upload to this project (its token's projects, the roles)."""
 
-    An authenticator may also have a ``problem`` attribute (as
-    :class:`~spoold.access.htpasswd.Htpasswd` does): when it is not None, nobody can be
-    let in, and uploads are answered 503 rather than "invalid password"."""
-
-    def verify(self, user: str, password: str) -> bool: ...
+    code = "forbidden"
+    http_status = 403
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,17 +110,20 @@ class UploadResource(LeafResource):
         *,
         spool: Spool,
         waiter: Waiter,
-        auth: Authenticator | None,
+        authenticator: Authenticator | None,
         run: Run,
         reactor: Clock,
         metrics: Metrics | None = None,
         policy: UploadPolicy | None = None,
         auth_run: Run | None = None,
+        access: AccessStore | None = None,
     ) -> None:
         super().__init__()
         self.spool = spool
         self.waiter = waiter
-        self.auth = auth
+        self.authenticator = authenticator
+        #: Roles, and the audit trail; None: every authenticated upload may go anywhere.
+        self.access = access
         self.run = run
         #: Where password checks run: bcrypt is deliberately slow, so give it threads of
         #: its own and a flood of bad passwords cannot starve the workers' pool.
@@ -120,38 +133,45 @@ class UploadResource(LeafResource):
         self.policy = policy or UploadPolicy()
 
     def precheck(self, authorization: bytes | None) -> Refusal | None:
-        """The refusal an upload gets whatever its body (no htpasswd, no credentials).
+        """The refusal an upload gets whatever its body (no accounts, no credentials).
 
         Cheap and without I/O, so the site can answer it as soon as the headers are in,
         before a large body is received for nothing; ``render_POST`` applies it again.
         """
-        if self.auth is None:
+        if self.authenticator is None:
             return Refusal(
                 403, "uploads-disabled",
-                "Uploads are disabled: this server has no htpasswd file. Add a user with "
-                "`spoold user add NAME --htpasswd FILE` and start the server with "
-                "`--htpasswd FILE` (or `htpasswd = \"FILE\"` in the config file).",
-                reason="Uploads are disabled: no htpasswd file is configured; add a user with "
-                       "`spoold user add NAME --htpasswd FILE` and restart with --htpasswd FILE",
+                "Uploads are disabled: this server checks no credentials. Start it with an "
+                "htpasswd file (`htpasswd = \"FILE\"` in the config file, or --htpasswd FILE).",
+                reason="Uploads are disabled: this server checks no credentials; start it with "
+                       "--htpasswd FILE",
             )
-        if parse_basic(authorization) is None:
-            return _challenge("Authentication required: upload with a user name and password "
-                              "from the server's htpasswd file")
+        if parse_authorization(authorization) is None:
+            return _challenge("Authentication required: upload with a user name and password, "
+                              "or a token as the password of the user __token__")
         return None
 
-    def verify(self, credentials: Credentials) -> Refusal | None:
-        """The refusal for these credentials (401; 503 while the htpasswd file cannot be
-        read), or None if they are good. Blocking (bcrypt): call it in a thread."""
-        assert self.auth is not None
-        if self.auth.verify(credentials.user, credentials.password):
-            return None
-        if getattr(self.auth, "problem", None) is not None:
+    def verify(self, credentials: Credentials, address: str | None) -> Principal | Refusal:
+        """Who uploads, or the refusal (401, 429, 403 for a token that cannot upload; 503
+        while the htpasswd file cannot be read). Blocking (bcrypt): call it in a thread."""
+        assert self.authenticator is not None
+        result = self.authenticator.check(credentials, address)
+        if result.principal is not None:
+            if not result.principal.can(Scope.UPLOAD):
+                message = (f"token {result.principal.token_id} allows read only: uploading "
+                           "needs a token with the upload scope")
+                return Refusal(403, "forbidden", message, message)
+            return result.principal
+        if result.status == 401 and getattr(self.authenticator.passwords, "problem", None) is not None:
             # Nobody can upload; "invalid password" would send the uploader the wrong way.
             message = ("Uploads are unavailable: the server cannot read its list of uploaders "
                        "(the htpasswd file); the operator must fix it, see the server log")
             return Refusal(503, "htpasswd-unreadable", message, message,
                            ((b"retry-after", str(self.policy.retry_after).encode()),))
-        return _challenge("Invalid user name or password")
+        if result.status == 401:
+            return _challenge(result.message or "Invalid user name or password")
+        return Refusal(result.status, "throttled" if result.status == 429 else "unauthorized",
+                       result.message, result.message, result.headers)
 
     def render_POST(self, request: Request) -> bytes | int:
         # Take the body from the request: Twisted closes request.content when the client
@@ -165,43 +185,76 @@ class UploadResource(LeafResource):
             return send_text(request, refusal.status, refusal.message, reason=refusal.reason,
                              headers=refusal.headers)
         # Checked before the body was read (spoold.web.admission): not paid for twice.
-        verified: Credentials | None = getattr(request, "verified", None)
-        credentials = verified or parse_basic(request.getHeader(b"authorization"))
-        assert credentials is not None
-        d: Deferred[Any] = succeed(None) if verified is not None else self.auth_run(self.verify, credentials)
-        d.addCallback(self._authenticated, request, credentials, body)
+        verified: Principal | None = getattr(request, "verified", None)
+        if verified is not None:
+            d: Deferred[Any] = succeed(verified)
+        else:
+            credentials = parse_authorization(request.getHeader(b"authorization"))
+            assert credentials is not None
+            d = self.auth_run(self.verify, credentials, peer_host(request))
+        d.addCallback(self._authenticated, request, body)
         d.addErrback(self._failed, request)
         d.addBoth(_closing(body))
         return NOT_DONE_YET
 
     def _authenticated(
-        self, refusal: Refusal | None, request: Request, credentials: Credentials, body: IO[bytes] | None
+        self, checked: Principal | Refusal, request: Request, body: IO[bytes] | None
     ) -> Deferred[Any] | None:
-        if refusal is not None:
+        if isinstance(checked, Refusal):
             _close(body)
-            self.metrics.record_rejection(refusal.code)
-            finish_text(request, refusal.status, refusal.message, reason=refusal.reason,
-                        headers=refusal.headers)
+            self.metrics.record_rejection(checked.code)
+            finish_text(request, checked.status, checked.message, reason=checked.reason,
+                        headers=checked.headers)
             return None
         # From here on the upload is delivered even if the uploader has left: its bytes
         # are complete, and twine may well retry, which publishing shrugs off.
         content_type = request.getHeader(b"content-type")
+        agent = request.getHeader(b"user-agent")
+        origin = ItemMeta(
+            uploader=checked.user, token=checked.token_id, address=peer_host(request),
+            user_agent=agent.decode("latin-1")[:200] if agent else None,
+        )
         d: Deferred[Any] = self.run(
             self._receive, body,
             content_type.decode("latin-1") if content_type is not None else None,
-            credentials.user,
+            checked, origin,
         )
         d.addCallback(self._delivered, request)
         return d
 
-    def _receive(self, body: IO[bytes] | None, content_type: str | None, user: str) -> Received:
+    def _receive(self, body: IO[bytes] | None, content_type: str | None, principal: Principal,
+                 origin: ItemMeta) -> Received:
         if body is None:
             raise UploadRefused("the upload has no body")
         try:
-            return receive_upload(body, content_type, self.spool, user, limits=self.policy.form)
+            return receive_upload(body, content_type, self.spool, origin, limits=self.policy.form,
+                                  authorize=lambda parsed: self._authorize(principal, parsed))
+        except Rejected as e:
+            self._record_rejection(principal, origin, e)
+            raise
         finally:
             with contextlib.suppress(Exception):
                 body.close()
+
+    def _authorize(self, principal: Principal, parsed: ParsedFilename) -> None:
+        """May ``principal`` upload to the file's project? (Blocking: reads its roles.)"""
+        roles = exists = None
+        if self.access is not None:
+            roles = self.access.roles(parsed.project)
+            exists = roles is not None or self.access.storage.stat(project_json_key(parsed.project)) is not None
+        decision = may_upload(principal, parsed.project, roles, exists=bool(exists))
+        if not decision:
+            raise Forbidden(decision.message)
+
+    def _record_rejection(self, principal: Principal, origin: ItemMeta, error: Rejected) -> None:
+        if self.access is None:
+            return
+        try:
+            self.access.record(Event(
+                "upload-rejected", principal.describe(), address=origin.address,
+                user_agent=origin.user_agent, detail=f"{error.code}: {error.message}"[:500]))
+        except Exception:  # the audit trail must not turn a 4xx into a 500
+            log.failure("cannot record an upload rejection in the audit trail")
 
     def _delivered(self, received: Received, request: Request) -> Deferred[Any] | None:
         log.info("upload of {filename} is in the spool as {item}",

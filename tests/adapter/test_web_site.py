@@ -200,7 +200,7 @@ class _InlinePool:
 def test_build_site_with_a_threadpool(tmp_path: Path, spool: Spool, storage: MemoryStorage) -> None:
     storage.put_page("simple/index.html", b"root", 1)
     site = build_site(storage_reader=storage, spool=spool, waiter=FakeWaiter(), auth=None,
-                      settings=Settings(spool=str(spool.root), max_upload=1234),
+                      settings=Settings(spool=str(spool.root), max_upload=1234, read="public"),
                       reactor=_ThreadReactor(), threadpool=_InlinePool())  # type: ignore[arg-type]
     assert site.max_body == 1234
     assert site.body_dir == spool.tmp

@@ -186,13 +186,12 @@ def test_bad_credentials_are_401(site, spool: Spool, credentials: str | None) ->
     assert items(spool) == [] and leftovers(spool) == []
 
 
-def test_no_htpasswd_is_403_with_instructions(tmp_path: Path, spool: Spool) -> None:
+def test_no_accounts_is_403_with_instructions(tmp_path: Path, spool: Spool) -> None:
     site = make_site(tmp_path, spool, auth=None)
     body, content_type = upload_form(*wheel())
     r = request(site, "POST", "/legacy/", {"Content-Type": content_type, "Authorization": basic_auth(USER, PASSWORD)}, body)
     assert r.status == 403
-    assert "spoold user add NAME --htpasswd FILE" in r.text
-    assert "spoold user add NAME --htpasswd FILE" in r.reason
+    assert "htpasswd" in r.text and "--htpasswd FILE" in r.reason
     assert items(spool) == []
 
 

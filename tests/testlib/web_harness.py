@@ -34,15 +34,19 @@ def make_site(
     policy: WebPolicy | None = None,
     reactor: MemoryReactorClock | None = None,
     run: Any = run_now,
+    read: str = "public",
+    admins: tuple[str, ...] = (),
 ) -> SpooldSite:
     """The whole site over ``spool``: empty in-memory storage, a waiter nobody answers,
-    a fresh clock and synchronous blocking calls unless given."""
+    a fresh clock and synchronous blocking calls unless given. Reads are public unless
+    ``read="private"`` (the tests of reads predate private reads; the access tests ask)."""
     return build_site(
         storage_reader=storage if storage is not None else MemoryStorage(),
         spool=spool,
         waiter=waiter if waiter is not None else FakeWaiter(),
         auth=auth,
-        settings=Settings(spool=str(spool.root), storage=str(tmp_path / "storage"), max_upload=max_upload),
+        settings=Settings(spool=str(spool.root), storage=str(tmp_path / "storage"), max_upload=max_upload,
+                          read=read, admins=admins),
         reactor=reactor if reactor is not None else MemoryReactorClock(),
         threadpool=None,
         policy=policy,

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from spoold.access.authenticate import Authenticator, Credentials, parse_authorization
+from spoold.access.authenticate import Authenticator
+from spoold.access.credentials import Credentials, parse_authorization
 from spoold.access.principal import Kind
 from spoold.access.store import AccessStore
 from spoold.access.throttle import LoginThrottle

@@ -15,12 +15,11 @@ from passlib.hash import apr_md5_crypt, bcrypt, des_crypt, ldap_sha1, sha256_cry
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 
 from spoold.access import htpasswd as htpasswd_module
+from spoold.access.credentials import Credentials, parse_authorization
 from spoold.access.htpasswd import (
     BadCredentials,
-    Credentials,
     Htpasswd,
     add_user,
-    parse_basic,
     password_from_stream,
     prompt_password,
 )
@@ -328,15 +327,15 @@ def b64(text: str) -> bytes:
 @pytest.mark.parametrize(
     ("header", "expected"),
     [
-        (b64("alice:wonderland"), Credentials("alice", "wonderland")),
-        (b64("alice:with:colons"), Credentials("alice", "with:colons")),
-        (b64("alice:"), Credentials("alice", "")),
-        (b64("ünï:cödé"), Credentials("ünï", "cödé")),
-        ("basic " + base64.b64encode(b"a:b").decode(), Credentials("a", "b")),
-        (b"Basic " + base64.b64encode("é:x".encode("latin-1")), Credentials("é", "x")),
+        (b64("alice:wonderland"), Credentials(user="alice", password="wonderland")),
+        (b64("alice:with:colons"), Credentials(user="alice", password="with:colons")),
+        (b64("alice:"), Credentials(user="alice", password="")),
+        (b64("ünï:cödé"), Credentials(user="ünï", password="cödé")),
+        ("basic " + base64.b64encode(b"a:b").decode(), Credentials(user="a", password="b")),
+        (b"Basic " + base64.b64encode("é:x".encode("latin-1")), Credentials(user="é", password="x")),
         (None, None),
         (b"", None),
-        (b"Bearer token", None),
+        (b"Bearer token", Credentials(token="token")),
         (b"Basic", None),
         (b"Basic !!!notbase64", None),
         (b64("no-colon"), None),
@@ -345,11 +344,11 @@ def b64(text: str) -> bytes:
     ],
 )
 def test_parse_basic(header: bytes | str | None, expected: Credentials | None) -> None:
-    assert parse_basic(header) == expected
+    assert parse_authorization(header) == expected
 
 
 def test_credentials_repr_hides_the_password() -> None:
-    assert "wonderland" not in repr(Credentials("alice", "wonderland"))
+    assert "wonderland" not in repr(Credentials(user="alice", password="wonderland"))
 
 
 def test_password_input() -> None:
@@ -395,3 +394,16 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+def test_remembered_is_memory_only_and_follows_the_file(tmp_path):
+    clock = FakeClock()
+    path = tmp_path / "htpasswd"
+    path.write_text(f"alice:{fast_bcrypt('secret')}\n")
+    auth = Htpasswd(path, clock=clock)
+    assert not auth.remembered("alice", "secret")  # never checked: ask verify
+    assert auth.verify("alice", "secret")
+    assert auth.remembered("alice", "secret") and not auth.remembered("alice", "other")
+    clock.advance(2)  # the file was last looked at too long ago: verify (one stat) again
+    assert not auth.remembered("alice", "secret")
+    assert auth.verify("alice", "secret") and auth.remembered("alice", "secret")

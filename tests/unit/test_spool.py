@@ -317,6 +317,9 @@ def test_a_failure_fixed_by_a_later_publish_is_no_longer_listed(spool, tmp_path)
     assert len(spool.status().failures) == 2
     fixed = spool.claim(spool.deliver_bytes(b"y", "foo-1.0.tar.gz"))
     spool.finish(fixed)
+    assert spool.housekeep().expired == 0  # kept a while: a waiting upload may still read it
+    later = spool.failed.stat().st_mtime + 3601
+    spool.clock = lambda: later
     report = spool.housekeep()
     assert report.expired == 1
     (left,) = spool.status().failures

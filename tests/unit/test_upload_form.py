@@ -13,6 +13,7 @@ from requests_toolbelt import MultipartEncoder
 from spoold.errors import Rejected
 from spoold.http.upload_form import UPLOAD_FIELDS, UploadRefused, check_form, receive_upload
 from spoold.inspection.digests import DECLARED_FIELDS
+from spoold.spool.records import ItemMeta
 from spoold.inspection.filenames import parse_filename
 from spoold.spool.queue import META, PAYLOAD, Spool
 from spoold.testing.dists import build_wheel
@@ -72,7 +73,7 @@ def test_receive_upload_delivers_into_new(spool: Spool, content_first: bool) -> 
     content = ("content", (FILENAME, io.BytesIO(DATA), "application/octet-stream"))
     fields = [*GOOD.items(), ("description", "skipped")]
     body, content_type = _body([content, *fields] if content_first else [*fields, content])
-    received = receive_upload(body, content_type, spool, "alice")
+    received = receive_upload(body, content_type, spool, ItemMeta(uploader="alice"))
     assert (received.filename, received.project, received.version) == (FILENAME, "demo", "1.0")
     assert received.size == len(DATA) and received.sha256 == hashlib.sha256(DATA).hexdigest()
     new, tmp = _listing(spool)
@@ -98,5 +99,5 @@ def test_receive_upload_leaves_nothing_behind_when_refused(
         parts.append(("content", (FILENAME, io.BytesIO(data), "application/octet-stream")))
     body, content_type = _body(parts)
     with pytest.raises(Rejected, match=message):
-        receive_upload(body, content_type, spool, "alice")
+        receive_upload(body, content_type, spool, ItemMeta(uploader="alice"))
     assert _listing(spool) == ([], [])

@@ -74,12 +74,13 @@ class _InflateBudget(io.RawIOBase):
         n = self._gz.readinto(buffer)
         self.total += n
         limits = self._limits
-        if self.total > limits.max_total_size:
+        if self.total > limits.max_uncompressed:
             raise ArchiveLimits(
-                f"The archive inflates to more than {limits.max_total_size} bytes, the "
-                "most accepted."
+                f"The archive inflates to more than {limits.max_uncompressed} bytes, the most "
+                "accepted (the max_uncompressed setting). Leave data out of the distribution."
             )
-        if self.total > limits.ratio_min_size and self.total > limits.max_ratio * self._archive_size:
+        if (limits.max_ratio and self.total > limits.ratio_min_size
+                and self.total > limits.max_ratio * self._archive_size):
             raise ArchiveLimits(
                 f"The archive inflates from {self._archive_size} to more than "
                 f"{self.total} bytes, over {limits.max_ratio:g} times its size; this "
@@ -144,10 +145,10 @@ def _check_tarinfo(info: tarfile.TarInfo, limits: Limits) -> Member:
     name = info.name
     if info.issparse():
         raise UnsafeArchive(f"The member {name!r} is a sparse file; sdists may not hold them.")
-    if info.size > limits.max_total_size:
+    if info.size > limits.max_uncompressed:
         raise ArchiveLimits(
-            f"The member {name!r} is {info.size} bytes; at most {limits.max_total_size} "
-            "are accepted."
+            f"The member {name!r} is {info.size} bytes; at most {limits.max_uncompressed} "
+            "are accepted (the max_uncompressed setting)."
         )
     if info.isreg():
         return Member(name, parts, info.size)

@@ -39,6 +39,7 @@ __all__ = [
     "SdistScan",
     "UnsafeArchive",
     "check_member_path",
+    "check_mode",
     "open_source",
 ]
 
@@ -265,6 +266,30 @@ def check_links(links: dict[tuple[str, ...], str]) -> None:
                 f"The symlink {'/'.join(parts)!r} -> {target[:200]!r} points outside the "
                 "archive. Replace the link with the file it points to."
             )
+
+
+#: setuid, setgid and sticky.
+_SPECIAL_BITS = 0o7000
+
+
+def check_mode(name: str, mode: int, *, is_dir: bool) -> None:
+    """Refuse a file member with the setuid, setgid or sticky bit.
+
+    spoold serves the uploaded bytes as they are (their hashes are published), so the
+    bits cannot be stripped: the file is refused, and the uploader clears them. A tool
+    that unpacks as root keeping modes (``tar -p``, the default for root) would otherwise
+    make a setuid program out of a distribution. On a directory the bits grant nothing
+    (Linux ignores setuid there, setgid only passes the group on, sticky only limits
+    deleting) and sdists built in shared setgid directories carry them, so directories
+    are let through.
+    """
+    if is_dir or not mode & _SPECIAL_BITS:
+        return
+    raise UnsafeArchive(
+        f"The member {name[:200]!r} has the setuid, setgid or sticky bit set (mode "
+        f"{mode & 0o7777:04o}); distributions must not. Clear it (chmod u-s,g-s,-t) and "
+        "rebuild the distribution."
+    )
 
 
 def check_totals(total: int, archive_size: int, limits: Limits, largest: tuple[str, int] | None) -> None:

@@ -5,12 +5,17 @@ object for every central directory entry, however many there are, and inflates w
 a member's header promises. :class:`ZipReader` first counts the central directory itself
 (with spoold's own end-record reader, :mod:`~spoold.inspection.eocd`), then, before a
 byte is decompressed, checks the whole archive's declared size against
-:class:`~spoold.inspection.archive.Limits` and every member's name and type, and turns
-what zipfile raises on bad bytes into :class:`~spoold.inspection.archive.InvalidArchive`.
+:class:`~spoold.inspection.archive.Limits`, that its records tile the file as one plain
+archive (:mod:`~spoold.inspection.ziplayout`), and every member's name, type and mode. It
+turns what zipfile raises on bad bytes into
+:class:`~spoold.inspection.archive.InvalidArchive`, and refuses a member that inflates
+past its declared size (zipfile would silently cut it there; other tools would not).
 """
 
 from __future__ import annotations
 
+import copy
+import os
 import stat
 import struct
 import zipfile
@@ -28,12 +33,14 @@ from spoold.inspection.archive import (
     UnsafeArchive,
     check_links,
     check_member_path,
+    check_mode,
     check_totals,
     describe_error,
     not_a_zip,
     too_many_members,
 )
 from spoold.inspection.eocd import EndRecord, read_end_record
+from spoold.inspection.ziplayout import check_layout
 
 __all__ = ["ZipReader"]
 
@@ -118,6 +125,7 @@ class ZipReader:
             sum(i.file_size for i in infos), archive_size, limits,
             (largest.filename, largest.file_size) if largest else None,
         )
+        check_layout(stream, record, infos, stream.seek(0, os.SEEK_END))
         self._infos: dict[str, zipfile.ZipInfo] = {}
         members: list[Member] = []
         seen: set[tuple[str, ...]] = set()
@@ -174,17 +182,36 @@ class ZipReader:
                 f"The member {name!r} is a device, FIFO or socket; only files and "
                 "directories are accepted."
             )
+        if info.create_system == 3:
+            check_mode(name, info.external_attr >> 16, is_dir=is_dir)
         return Member(name, parts, info.file_size, is_dir=is_dir)
 
     def chunks(self, member: Member, chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
-        """Yield the member's bytes; the CRC is checked once the last chunk is read."""
+        """Yield the member's bytes; the CRC is checked once the last chunk is read.
+
+        zipfile stops at the declared size and checks the CRC of what it read, so a
+        member whose data inflates further would look fine to zipfile and unpack longer
+        with tools that inflate to the end of the stream. It is opened with one byte of
+        room beyond the declared size: that byte appearing (or the data ending short)
+        refuses the archive, and the read stays bounded.
+        """
         info = self._infos[member.name]
+        probe = copy.copy(info)
+        probe.file_size = info.file_size + 1
+        total = 0
         try:
-            with self._zip.open(info) as stream:
+            with self._zip.open(probe) as stream:
                 while True:
                     chunk = stream.read(chunk_size)
                     if not chunk:
                         break
+                    total += len(chunk)
+                    if total > info.file_size:
+                        raise InvalidArchive(
+                            f"The member {member.name!r} inflates past its declared size of "
+                            f"{info.file_size} bytes; tools would unpack different contents. "
+                            "Rebuild the archive with a standard tool."
+                        )
                     yield chunk
         except SpooldError:
             raise
@@ -193,6 +220,11 @@ class ZipReader:
                 f"The member {member.name!r} cannot be read ({describe_error(exc)}); the "
                 "archive is corrupt or truncated. Rebuild it and upload it again."
             ) from None
+        if total != info.file_size:
+            raise InvalidArchive(
+                f"The member {member.name!r} holds {total} bytes but declares "
+                f"{info.file_size}; the archive is corrupt. Rebuild it and upload it again."
+            )
 
     def read(self, member: Member, limit: int, *, what: str = "file") -> bytes:
         """Read a whole (small) member, refusing it if it is larger than *limit*."""

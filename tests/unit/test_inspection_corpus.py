@@ -327,6 +327,8 @@ def zip_encrypted_member(tmp: Path) -> Case:
     def encrypt(data: bytearray) -> None:
         index = central_record(bytes(data), "demo/__init__.py")
         data[index + 8] |= 0x01
+        local = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo("demo/__init__.py").header_offset
+        data[local + 6] |= 0x01  # as an encrypting archiver writes it: in both headers
 
     return Case(patched(path, encrypt), WHEEL)
 

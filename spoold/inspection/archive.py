@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from spoold.errors import Rejected, Transient
+from spoold.safeopen import open_regular
 
 __all__ = [
     "DEFAULT_MAX_RATIO",
@@ -180,9 +181,15 @@ class _Source(io.RawIOBase):
 
 
 def open_source(path: str | os.PathLike[str]) -> BinaryIO:
-    """Open *path* for the readers below (buffered; read errors become ``Transient``)."""
-    raw = open(path, "rb", buffering=0)  # noqa: SIM115 - owned by the returned reader
-    return io.BufferedReader(_Source(raw), buffer_size=1 << 16)  # type: ignore[return-value]
+    """Open *path* for the readers below (buffered; read errors become ``Transient``).
+
+    The file may sit where others can replace it (a claimed payload in the spool, whose
+    group may write there), so it is opened as :func:`~spoold.safeopen.open_regular`
+    opens files: a FIFO put in its place must not block the worker, a symlink must not be
+    followed; either raises :class:`~spoold.safeopen.NotRegularFile` (an ``OSError``).
+    """
+    raw = open_regular(path, buffering=0)
+    return io.BufferedReader(_Source(raw), buffer_size=1 << 16)  # type: ignore[arg-type, return-value]
 
 
 # -- member names ----------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import random
 import struct
 import tarfile
@@ -14,6 +15,7 @@ import pytest
 
 from testlib.distbuild import write_sdist, write_zip
 from spoold.errors import Transient
+from spoold.safeopen import NotRegularFile
 from spoold.inspection.archive import (
     ArchiveLimits,
     InvalidArchive,
@@ -340,3 +342,31 @@ def test_not_an_sdist_extension() -> None:
     with pytest.raises(ValueError):
         scan_sdist(io.BytesIO(), ".whl", archive_size=0, limits=Limits(), capture=lambda p: False)  # type: ignore[arg-type]
 
+
+# -- the file underneath: opened like anything else others may replace ----------------------
+
+
+def test_open_source_never_blocks_on_a_fifo(tmp_path: Path) -> None:
+    """A spool-group user may swap a claimed payload for a FIFO: refused, not read.
+
+    A writer holds the FIFO open, so a plain ``open`` would succeed (and then hang in
+    read); ``open_source`` must refuse it before reading anything.
+    """
+    fifo = tmp_path / "demo-1.0-py3-none-any.whl"
+    os.mkfifo(fifo)
+    writer = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        with pytest.raises(NotRegularFile, match="not a regular file"):
+            open_source(fifo)
+    finally:
+        os.close(writer)
+
+
+def test_open_source_does_not_follow_symlinks(tmp_path: Path) -> None:
+    target = write_zip(tmp_path / "real.zip", {"a": b"data"})
+    link = tmp_path / "demo-1.0-py3-none-any.whl"
+    link.symlink_to(target)
+    with pytest.raises(NotRegularFile, match="symbolic link"):
+        open_source(link)
+    with open_source(target) as stream:
+        assert stream.read(2) == b"PK"

@@ -79,14 +79,15 @@ class Limits:
     A bomb is judged by what it costs, as Warehouse judges it: the whole archive's
     uncompressed size, and its size over its compressed size, never one member's ratio.
     Members that compress 500:1 are common in real wheels (auditwheel pads bundled
-    libraries with zeros: Pillow 13.0.0's ``libXau`` inflates 224:1, one library of
-    nvidia-cudnn-cu12 9.28 600:1) while the wheels as a whole inflate 1.5 to 4 times.
+    libraries with zeros: Pillow 13.0.0's ``libXau`` inflates 224:1, one library in the
+    aarch64 wheel of nvidia-cudnn-cu12 9.28 600:1) while the wheels as a whole inflate 1.5
+    to 4 times.
     Reads never go past the sizes the archive declares, so the declared total is what
     inspecting it can cost (a member that inflates past its declared size is refused).
 
     The defaults, with the largest wheels known (2025): torch 2.15.0 for CPython 3.11 on
-    PyPI is 539 MB and inflates to 1.14 GB (13,187 members), nvidia-cudnn-cu12 9.28 723 MB
-    to 1.19 GB, and PyTorch's own CUDA builds about 2.5 GB to 4-5 GB. So
+    PyPI is 539 MB and inflates to 1.14 GB (13,187 members), nvidia-cudnn-cu12 9.28 (aarch64)
+    723 MB to 1.19 GB, and PyTorch's own CUDA builds about 2.5 GB to 4-5 GB. So
     :attr:`max_uncompressed` is 16 GiB, three times the largest. Warehouse refuses
     archives that inflate over 50 times their size once they pass 64 MiB
     (``COMPRESSION_RATIO_THRESHOLD``/``COMPRESSION_RATIO_MIN_SIZE`` in

@@ -8,6 +8,7 @@ data directory (``$XDG_DATA_HOME/spoold``, normally ``~/.local/share/spoold``). 
     storage = "s3://my-bucket/pypi"
     listen = ["tcp:5555:interface=127.0.0.1"]
     htpasswd = "/etc/spoold/htpasswd"
+    max_uncompressed = 34359738368  # 32 GiB, for an index of very large CUDA wheels
 """
 
 from __future__ import annotations
@@ -81,6 +82,13 @@ class Settings:
     #: Bytes kept free on the spool's filesystem: an upload that would leave less is
     #: answered 507 before its body is read. Unset: 5% of the filesystem, at most 1 GiB.
     spool_reserve: int | None = None
+    #: Largest total uncompressed size of a distribution's members, in bytes: what
+    #: inspecting it may cost. 16 GiB, three times the largest real wheels (PyTorch's
+    #: CUDA builds inflate to 4-5 GB). Equal to ``spoold.inspection.archive.Limits``.
+    max_uncompressed: int = 16 << 30
+    #: Largest uncompressed/compressed ratio of a whole distribution, judged once it
+    #: inflates past 64 MiB (real ones stay under 5; Warehouse refuses over 50). 0: no limit.
+    max_ratio: float = 100.0
 
     @property
     def htpasswd_path(self) -> str:

@@ -2,7 +2,10 @@
 
 The order of the steps, and why a crash anywhere is safe, is in
 :mod:`spoold.index.documents`. The cost of a publish depends on the size of its project
-only: nothing lists projects.
+only: nothing lists projects. The core metadata is stored as ``<file>.metadata`` and
+advertised only when the distribution says it may be
+(:attr:`~spoold.inspection.distribution.Distribution.metadata_servable`): an sdist whose
+PKG-INFO is not binding gets neither, so pip builds it to learn its dependencies.
 """
 
 from __future__ import annotations
@@ -23,8 +26,6 @@ __all__ = ["PublishResult", "publish"]
 
 
 @dataclass(frozen=True, slots=True)
-
-
 class PublishResult:
     """The outcome of :func:`publish`: ``published`` False means nothing changed."""
 
@@ -72,7 +73,11 @@ def publish(
     """
     project = normalize_project(dist.project)
     storage.put_file(file_key(project, dist.filename), Path(payload_path), dist.sha256)
-    metadata_sha256 = _store_metadata(storage, project, dist.filename, dist.metadata)
+    metadata_sha256 = (
+        _store_metadata(storage, project, dist.filename, dist.metadata)
+        if dist.metadata_servable
+        else None
+    )
     entry = FileEntry(
         filename=dist.filename,
         version=dist.version,

@@ -28,8 +28,11 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from spoold.errors import Rejected, Transient
+from spoold.safeopen import open_regular
 
 __all__ = [
+    "DEFAULT_MAX_RATIO",
+    "DEFAULT_MAX_UNCOMPRESSED",
     "ArchiveLimits",
     "InvalidArchive",
     "Limits",
@@ -37,6 +40,7 @@ __all__ = [
     "SdistScan",
     "UnsafeArchive",
     "check_member_path",
+    "check_mode",
     "open_source",
 ]
 
@@ -62,21 +66,44 @@ class UnsafeArchive(Rejected):
     code = "unsafe-archive"
 
 
+#: The default of :attr:`Limits.max_uncompressed` (and of the ``max_uncompressed`` setting).
+DEFAULT_MAX_UNCOMPRESSED = 16 << 30
+#: The default of :attr:`Limits.max_ratio` (and of the ``max_ratio`` setting).
+DEFAULT_MAX_RATIO = 100.0
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Bounds on what an archive may make spoold do; the defaults fit every real package.
 
-    The ratio limits apply only to members (or archives) that inflate past
-    ``ratio_min_size``: small, very repetitive files compress far better than 200:1
-    without being bombs.
+    A bomb is judged by what it costs, as Warehouse judges it: the whole archive's
+    uncompressed size, and its size over its compressed size, never one member's ratio.
+    Members that compress 500:1 are common in real wheels (auditwheel pads bundled
+    libraries with zeros: Pillow 13.0.0's ``libXau`` inflates 224:1, one library in the
+    aarch64 wheel of nvidia-cudnn-cu12 9.28 600:1) while the wheels as a whole inflate 1.5
+    to 4 times.
+    Reads never go past the sizes the archive declares, so the declared total is what
+    inspecting it can cost (a member that inflates past its declared size is refused).
+
+    The defaults, with the largest wheels known (2025): torch 2.15.0 for CPython 3.11 on
+    PyPI is 539 MB and inflates to 1.14 GB (13,187 members), nvidia-cudnn-cu12 9.28 (aarch64)
+    723 MB to 1.19 GB, and PyTorch's own CUDA builds about 2.5 GB to 4-5 GB. So
+    :attr:`max_uncompressed` is 16 GiB, three times the largest. Warehouse refuses
+    archives that inflate over 50 times their size once they pass 64 MiB
+    (``COMPRESSION_RATIO_THRESHOLD``/``COMPRESSION_RATIO_MIN_SIZE`` in
+    ``warehouse/forklift/legacy.py``); wheels of data tables have hit that, so spoold
+    allows 100 above the same 64 MiB: deflate cannot do better than about 1000:1, real
+    archives stay under 5:1, and the absolute limit caps the cost either way.
     """
 
-    #: Sum of the uncompressed sizes of all members.
-    max_total_size: int = 4 << 30
+    #: Sum of the uncompressed sizes of all members (what reading the archive costs).
+    max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED
     max_members: int = 50_000
-    #: Uncompressed/compressed, per zip member and for the whole archive.
-    max_ratio: float = 200.0
-    ratio_min_size: int = 1 << 20
+    #: Uncompressed/compressed size of the whole archive; 0 turns the check off.
+    max_ratio: float = DEFAULT_MAX_RATIO
+    #: The ratio is only judged for archives that inflate past this: below it an archive
+    #: costs nothing to read, however well it compresses.
+    ratio_min_size: int = 64 << 20
     #: METADATA, PKG-INFO and WHEEL are read into memory, never more than this.
     max_metadata_size: int = 4 << 20
     #: RECORD is read into memory too; it grows with the member count.
@@ -155,9 +182,15 @@ class _Source(io.RawIOBase):
 
 
 def open_source(path: str | os.PathLike[str]) -> BinaryIO:
-    """Open *path* for the readers below (buffered; read errors become ``Transient``)."""
-    raw = open(path, "rb", buffering=0)  # noqa: SIM115 - owned by the returned reader
-    return io.BufferedReader(_Source(raw), buffer_size=1 << 16)  # type: ignore[return-value]
+    """Open *path* for the readers below (buffered; read errors become ``Transient``).
+
+    The file may sit where others can replace it (a claimed payload in the spool, whose
+    group may write there), so it is opened as :func:`~spoold.safeopen.open_regular`
+    opens files: a FIFO put in its place must not block the worker, a symlink must not be
+    followed; either raises :class:`~spoold.safeopen.NotRegularFile` (an ``OSError``).
+    """
+    raw = open_regular(path, buffering=0)
+    return io.BufferedReader(_Source(raw), buffer_size=1 << 16)  # type: ignore[arg-type, return-value]
 
 
 # -- member names ----------------------------------------------------------------------
@@ -241,6 +274,50 @@ def check_links(links: dict[tuple[str, ...], str]) -> None:
                 f"The symlink {'/'.join(parts)!r} -> {target[:200]!r} points outside the "
                 "archive. Replace the link with the file it points to."
             )
+
+
+#: setuid, setgid and sticky.
+_SPECIAL_BITS = 0o7000
+
+
+def check_mode(name: str, mode: int, *, is_dir: bool) -> None:
+    """Refuse a file member with the setuid, setgid or sticky bit.
+
+    spoold serves the uploaded bytes as they are (their hashes are published), so the
+    bits cannot be stripped: the file is refused, and the uploader clears them. A tool
+    that unpacks as root keeping modes (``tar -p``, the default for root) would otherwise
+    make a setuid program out of a distribution. On a directory the bits grant nothing
+    (Linux ignores setuid there, setgid only passes the group on, sticky only limits
+    deleting) and sdists built in shared setgid directories carry them, so directories
+    are let through.
+    """
+    if is_dir or not mode & _SPECIAL_BITS:
+        return
+    raise UnsafeArchive(
+        f"The member {name[:200]!r} has the setuid, setgid or sticky bit set (mode "
+        f"{mode & 0o7777:04o}); distributions must not. Clear it (chmod u-s,g-s,-t) and "
+        "rebuild the distribution."
+    )
+
+
+def check_totals(total: int, archive_size: int, limits: Limits, largest: tuple[str, int] | None) -> None:
+    """The whole archive's cost: its uncompressed size, and its ratio past the minimum.
+
+    *largest* (name, size) is named in the message, since it is usually what to fix.
+    """
+    biggest = f" (the largest member, {largest[0][:200]!r}, is {largest[1]} bytes)" if largest else ""
+    if total > limits.max_uncompressed:
+        raise ArchiveLimits(
+            f"The archive's members add up to {total} bytes uncompressed{biggest}; at most "
+            f"{limits.max_uncompressed} are accepted (the max_uncompressed setting). Leave "
+            "data out of the distribution, or ask the index's operator to raise the limit."
+        )
+    if limits.max_ratio and total > limits.ratio_min_size and total > limits.max_ratio * max(archive_size, 1):
+        raise ArchiveLimits(
+            f"The archive inflates from {archive_size} to {total} bytes{biggest}, more than "
+            f"{limits.max_ratio:g} times its size; this looks like a zip bomb. If it is a "
+            "real distribution, ask the index's operator to raise the max_ratio setting."
+        )
 
 
 # -- for the readers in this package: what decoders raise, shared rejections ----------

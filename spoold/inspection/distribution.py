@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from spoold.inspection.pep658 import metadata_servable
+
 Kind = Literal["wheel", "sdist"]
 
 
@@ -27,8 +29,21 @@ class Distribution:
     size: int
     sha256: str
     blake2_256: str
-    #: The exact bytes of METADATA / PKG-INFO, served as ``<filename>.metadata`` (PEP 658).
+    #: The exact bytes of METADATA / PKG-INFO; served as ``<filename>.metadata`` (PEP 658)
+    #: only when :attr:`metadata_servable`.
     metadata: bytes
     metadata_sha256: str
     requires_python: str | None = None
     summary: str | None = None
+
+    @property
+    def metadata_servable(self) -> bool:
+        """Whether the index may serve :attr:`metadata` as ``<filename>.metadata``.
+
+        Always for a wheel; for an sdist only when PEP 643 makes its PKG-INFO binding for
+        what resolvers read (:mod:`spoold.inspection.pep658`): otherwise pip would trust
+        it and install the package without dependencies the build declares. Derived
+        from :attr:`kind` and :attr:`metadata` rather than stored, so no Distribution,
+        however it was made, can claim otherwise.
+        """
+        return metadata_servable(self.kind, self.metadata)

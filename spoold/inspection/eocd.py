@@ -63,6 +63,14 @@ class EndRecord:
     zip64_eocd_offset: int | None
     #: The comment length the record declares (the comment is all in the file).
     comment_size: int
+    #: In a ZIP64 archive, what the classic end record says itself (entries, central
+    #: directory size, offset): each must be its sentinel or agree with the ZIP64 record,
+    #: or tools that read only the classic record find another central directory.
+    classic: tuple[int, int, int] | None = None
+    #: Where the ZIP64 locator says the ZIP64 end record is (None unless :attr:`zip64`).
+    locator_offset: int | None = None
+    #: The disk numbers and per-disk entry counts agree with one disk holding everything.
+    one_disk: bool = True
 
     @property
     def cd_end(self) -> int:
@@ -108,9 +116,10 @@ def read_end_record(stream: BinaryIO) -> EndRecord | None:
         at = tail.rfind(_EOCD_SIGNATURE)
         if at < 0 or at > last:
             return None
-    (_sig, _disk, _cd_disk, _disk_entries, entries, cd_size, cd_offset, comment_size) = (
+    (_sig, disk, cd_disk, disk_entries, entries, cd_size, cd_offset, comment_size) = (
         _EOCD.unpack_from(tail, at)
     )
+    one_disk = disk == cd_disk == 0 and disk_entries == entries
     following = len(tail) - at - _EOCD.size
     if comment_size > following:
         raise not_a_zip(
@@ -118,12 +127,15 @@ def read_end_record(stream: BinaryIO) -> EndRecord | None:
             "bytes follow"
         )
     eocd_offset = tail_start + at
+    classic = EndRecord(
+        entries, cd_size, cd_offset, False, eocd_offset, None, comment_size, one_disk=one_disk
+    )
     if eocd_offset < _LOCATOR.size:
-        return EndRecord(entries, cd_size, cd_offset, False, eocd_offset, None, comment_size)
+        return classic
     locator = _read_at(stream, eocd_offset - _LOCATOR.size, _LOCATOR.size)
     if locator[:4] != _LOCATOR_SIGNATURE:
-        return EndRecord(entries, cd_size, cd_offset, False, eocd_offset, None, comment_size)
-    _sig, locator_disk, _declared_offset, disks = _LOCATOR.unpack(locator)
+        return classic
+    _sig, locator_disk, declared_offset, disks = _LOCATOR.unpack(locator)
     if locator_disk != 0 or disks > 1:
         raise not_a_zip("zipfiles that span multiple disks are not supported")
     # Right before the locator, as zipfile looks for it (the spec allows "extensible
@@ -132,9 +144,15 @@ def read_end_record(stream: BinaryIO) -> EndRecord | None:
     record = _read_at(stream, zip64_offset, _EOCD64.size) if zip64_offset >= 0 else b""
     if len(record) != _EOCD64.size or record[:4] != _EOCD64_SIGNATURE:
         raise not_a_zip("it has a ZIP64 end locator but no ZIP64 end record before it")
-    (_sig, _length, _made_by, _needed, _disk, _cd_disk, _disk_entries, entries, cd_size,
-     cd_offset) = _EOCD64.unpack(record)
-    return EndRecord(entries, cd_size, cd_offset, True, eocd_offset, zip64_offset, comment_size)
+    (_sig, _length, _made_by, _needed, disk64, cd_disk64, disk_entries64, entries64, cd_size64,
+     cd_offset64) = _EOCD64.unpack(record)
+    return EndRecord(
+        entries64, cd_size64, cd_offset64, True, eocd_offset, zip64_offset, comment_size,
+        classic=(entries, cd_size, cd_offset),
+        locator_offset=declared_offset,
+        one_disk=disk64 == cd_disk64 == 0 and disk_entries64 == entries64
+        and (disk, cd_disk) in ((0, 0), (0xFFFF, 0xFFFF)) and disk_entries in (entries, 0xFFFF),
+    )
 
 
 def _read_at(stream: BinaryIO, offset: int, length: int) -> bytes:

@@ -12,8 +12,9 @@ hashes almost nothing on top of what RECORD checking costs anyway.
 
 This module only orchestrates; each check lives with its subject: :mod:`.filenames`,
 :mod:`.digests` (the hashing itself is :mod:`spoold.hashing`), the archive readers
-(:mod:`.archive`, :mod:`.zipreader`, :mod:`.eocd`, :mod:`.tarreader`), :mod:`.wheel`,
-:mod:`.sdist` and :mod:`.metadata` (which states the metadata policy).
+(:mod:`.archive`, :mod:`.zipreader`, :mod:`.eocd`, :mod:`.ziplayout`, :mod:`.tarreader`,
+:mod:`.gunzip`), :mod:`.wheel`, :mod:`.sdist`, :mod:`.metadata` (which states the
+metadata policy) and :mod:`.pep658` (which metadata may be served).
 """
 
 from __future__ import annotations

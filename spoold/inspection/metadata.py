@@ -14,7 +14,10 @@ Metadata policy (what "valid" means):
   ``packaging.metadata.Metadata.from_email(validate=True)`` checks it, with one
   tolerance: a field used with a Metadata-Version older than the one that introduced it
   (``License-File`` under 2.1, written by setuptools and hatchling for years before
-  PEP 639) is accepted, because countless published packages carry it.
+  PEP 639) is accepted, because countless published packages carry it; and
+  ``Description-Content-Type: UNKNOWN``, the placeholder setuptools 36.4 to 38.x wrote
+  for an unset field (into PKG-INFO and the wheels built from it, under 1.2 and 2.1:
+  py 1.5.2, pluggy 0.6.0), is accepted as if the field were absent. pip ignores it.
 * Metadata-Version 1.0, 1.1 and 2.0: only the checks under "Always". These come from
   tools that predate the specifications packaging enforces, and pip installs them.
 """
@@ -131,6 +134,8 @@ METADATA_FIELDS: tuple[MetadataField, ...] = (
 )
 
 _KNOWN_VERSIONS = METADATA_VERSIONS
+#: Values old tools wrote for unset fields (raw key -> value), taken as "absent".
+_PLACEHOLDERS: Mapping[str, str] = {"description_content_type": "UNKNOWN"}
 _FIELDS_BY_RAW: Mapping[str, MetadataField] = {f.raw: f for f in METADATA_FIELDS}
 _MAX_PROBLEMS = 10
 
@@ -221,6 +226,9 @@ def _strict(
     text: str, raw: packaging.metadata.RawMetadata, metadata_version: str, source: str
 ) -> CoreMetadata:
     anachronisms = _anachronistic_fields(raw, metadata_version)
+    placeholders = {
+        _FIELDS_BY_RAW[key].header.lower() for key, value in _PLACEHOLDERS.items() if raw.get(key) == value
+    }
     problems: list[str] = []
     try:
         Metadata.from_email(text, validate=True)
@@ -230,8 +238,10 @@ def _strict(
             for exc in _leaves(group)
             if not (
                 isinstance(exc, packaging.metadata.InvalidMetadata)
-                and exc.field in anachronisms.values()
-                and "introduced in metadata version" in str(exc)
+                and (
+                    exc.field in placeholders
+                    or (exc.field in anachronisms.values() and "introduced in metadata version" in str(exc))
+                )
             )
         ]
     except Exception as exc:  # anything else packaging raises on hostile text
@@ -241,6 +251,8 @@ def _strict(
     # packaging skips the values of anachronistic fields; tolerated is not unchecked.
     metadata = Metadata.from_raw(raw, validate=False)
     for key in anachronisms:
+        if _FIELDS_BY_RAW[key].header.lower() in placeholders:
+            continue
         try:
             getattr(metadata, key)
         except packaging.metadata.InvalidMetadata as exc:

@@ -2,17 +2,17 @@
 
 A tar.gz has no index: the only way to see its members is to decompress it front to back.
 So the scan is a stream: the inflated bytes are counted against the size and ratio limits
-as they come out of gzip (:class:`_InflateBudget`), tarfile reads headers from that
-stream (refusing huge pax/GNU long-name headers before it would read them into memory,
-:class:`_GuardedTarInfo`), every member is checked as it goes by, and the stream is read
-on to the gzip trailer so a truncated or corrupt file is caught even after the members
-of interest.
+as they come out of the one gzip member (:class:`~spoold.inspection.gunzip.GzipMember`),
+tarfile reads headers from that stream (refusing huge pax/GNU long-name headers before it
+would read them into memory, :class:`_GuardedTarInfo`), every member is checked as it
+goes by, and the stream is read on to the gzip trailer so a truncated or corrupt file is
+caught even after the members of interest. What follows the tar's end-of-archive blocks
+must be zero padding, and nothing may follow the gzip member: either would be a second
+archive that some tools unpack and others do not.
 """
 
 from __future__ import annotations
 
-import gzip
-import io
 import tarfile
 from collections.abc import Callable
 from typing import BinaryIO
@@ -20,7 +20,6 @@ from typing import BinaryIO
 from spoold.errors import SpooldError
 from spoold.inspection.archive import (
     DECODE_ERRORS,
-    READ_CHUNK,
     ArchiveLimits,
     InvalidArchive,
     Limits,
@@ -29,9 +28,11 @@ from spoold.inspection.archive import (
     UnsafeArchive,
     check_links,
     check_member_path,
+    check_mode,
     describe_error,
     too_many_members,
 )
+from spoold.inspection.gunzip import GzipMember, invalid_tar_gz
 
 __all__ = ["scan_tar_gz"]
 
@@ -58,36 +59,6 @@ class _GuardedTarInfo(tarfile.TarInfo):
         return super()._proc_member(tarfile_)  # type: ignore[misc]
 
 
-class _InflateBudget(io.RawIOBase):
-    """The decompressed tar stream, counted against the size and ratio limits."""
-
-    def __init__(self, gz: gzip.GzipFile, archive_size: int, limits: Limits) -> None:
-        self._gz = gz
-        self._archive_size = max(archive_size, 1)
-        self._limits = limits
-        self.total = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        n = self._gz.readinto(buffer)
-        self.total += n
-        limits = self._limits
-        if self.total > limits.max_total_size:
-            raise ArchiveLimits(
-                f"The archive inflates to more than {limits.max_total_size} bytes, the "
-                "most accepted."
-            )
-        if self.total > limits.ratio_min_size and self.total > limits.max_ratio * self._archive_size:
-            raise ArchiveLimits(
-                f"The archive inflates from {self._archive_size} to more than "
-                f"{self.total} bytes, over {limits.max_ratio:g} times its size; this "
-                "looks like a decompression bomb."
-            )
-        return n
-
-
 def scan_tar_gz(
     stream: BinaryIO,
     archive_size: int,
@@ -99,9 +70,7 @@ def scan_tar_gz(
     links: dict[tuple[str, ...], str] = {}
     files: set[tuple[str, ...]] = set()
     try:
-        gz = gzip.GzipFile(fileobj=stream, mode="rb")
-        budget = _InflateBudget(gz, archive_size, limits)
-        plain = io.BufferedReader(budget, buffer_size=1 << 16)
+        plain = GzipMember(stream, archive_size, limits)
         with tarfile.open(
             fileobj=plain, mode="r|", tarinfo=_GuardedTarInfo, bufsize=1 << 16
         ) as tar:
@@ -118,25 +87,54 @@ def scan_tar_gz(
                             f"The member {info.name!r} appears twice; an archive with "
                             "duplicate names can unpack differently in different tools."
                         )
+                    if info.islnk():
+                        _check_hard_link(info, files, links)
                     files.add(member.parts)
                     if capture(member.parts) and info.isreg():
                         captured["/".join(member.parts)] = _read_tar_member(
                             tar, info, limits.max_metadata_size
                         )
                 members.append(member)
-        # tarfile stops at the end-of-archive blocks; read on to the gzip trailer so
-        # its CRC and length are verified (a truncated upload fails here).
-        while plain.read(READ_CHUNK):
-            pass
+            end = tar.offset  # where the end-of-archive blocks start
+        # Read on to the gzip trailer, so its CRC and length are verified (a truncated
+        # upload fails here), checking that only zero padding follows the tar's end.
+        if not plain.check_zeros_from(end):
+            raise InvalidArchive(
+                "The .tar.gz holds data after the end of its tar archive; some tools would "
+                "unpack it as more files. Build the sdist with `python -m build --sdist`."
+            )
+        plain.finish()
     except SpooldError:
         raise
     except DECODE_ERRORS as exc:
-        raise InvalidArchive(
-            f"The file is not a valid .tar.gz archive ({describe_error(exc)}); it is "
-            "truncated, corrupt or not gzip-compressed tar. Upload the complete file again."
-        ) from None
+        raise invalid_tar_gz(describe_error(exc)) from None
     check_links(links)
     return SdistScan(tuple(members), captured)
+
+
+def _check_hard_link(
+    info: tarfile.TarInfo, files: set[tuple[str, ...]], links: dict[tuple[str, ...], str]
+) -> None:
+    """A hard link must name a file that came earlier in the archive.
+
+    Unpacking makes the link's path another name of its target. A target that is a
+    symlink makes a symlink at the link's path, whose relative target is then read from
+    another directory: contained where it stood, it may escape where it lands. So hard
+    links to symlinks are refused outright, as are targets not in the archive (tar would
+    link to whatever the extraction directory holds under that name).
+    """
+    target = check_member_path(info.linkname, allow_dot=True)
+    if target in links:
+        raise UnsafeArchive(
+            f"The hard link {info.name!r} -> {info.linkname[:200]!r} points to a symbolic "
+            "link, which would escape the directory it lands in. Replace the hard link "
+            "with a copy of the file."
+        )
+    if target not in files:
+        raise UnsafeArchive(
+            f"The hard link {info.name!r} -> {info.linkname[:200]!r} names no file that "
+            "comes before it in the archive. Replace the hard link with a copy of the file."
+        )
 
 
 def _check_tarinfo(info: tarfile.TarInfo, limits: Limits) -> Member:
@@ -144,11 +142,13 @@ def _check_tarinfo(info: tarfile.TarInfo, limits: Limits) -> Member:
     name = info.name
     if info.issparse():
         raise UnsafeArchive(f"The member {name!r} is a sparse file; sdists may not hold them.")
-    if info.size > limits.max_total_size:
+    if info.size > limits.max_uncompressed:
         raise ArchiveLimits(
-            f"The member {name!r} is {info.size} bytes; at most {limits.max_total_size} "
-            "are accepted."
+            f"The member {name!r} is {info.size} bytes; at most {limits.max_uncompressed} "
+            "are accepted (the max_uncompressed setting)."
         )
+    if info.isreg() or info.islnk():
+        check_mode(name, info.mode, is_dir=False)
     if info.isreg():
         return Member(name, parts, info.size)
     if info.isdir():

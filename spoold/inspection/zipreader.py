@@ -3,14 +3,19 @@
 :mod:`zipfile` does the decoding, but it believes what the archive says: it builds an
 object for every central directory entry, however many there are, and inflates whatever
 a member's header promises. :class:`ZipReader` first counts the central directory itself
-(with spoold's own end-record reader, :mod:`~spoold.inspection.eocd`), then checks every
-member's name, type and size against :class:`~spoold.inspection.archive.Limits` before a
-byte is decompressed, and turns what zipfile raises on bad bytes into
-:class:`~spoold.inspection.archive.InvalidArchive`.
+(with spoold's own end-record reader, :mod:`~spoold.inspection.eocd`), then, before a
+byte is decompressed, checks the whole archive's declared size against
+:class:`~spoold.inspection.archive.Limits`, that its records tile the file as one plain
+archive (:mod:`~spoold.inspection.ziplayout`), and every member's name, type and mode. It
+turns what zipfile raises on bad bytes into
+:class:`~spoold.inspection.archive.InvalidArchive`, and refuses a member that inflates
+past its declared size (zipfile would silently cut it there; other tools would not).
 """
 
 from __future__ import annotations
 
+import copy
+import os
 import stat
 import struct
 import zipfile
@@ -28,11 +33,14 @@ from spoold.inspection.archive import (
     UnsafeArchive,
     check_links,
     check_member_path,
+    check_mode,
+    check_totals,
     describe_error,
     not_a_zip,
     too_many_members,
 )
-from spoold.inspection.eocd import read_end_record
+from spoold.inspection.eocd import EndRecord, read_end_record
+from spoold.inspection.ziplayout import check_layout
 
 __all__ = ["ZipReader"]
 
@@ -44,7 +52,7 @@ _SUPPORTED_ZIP_METHODS = {
 }
 
 
-def _precount_zip(stream: BinaryIO, limits: Limits) -> None:
+def _precount_zip(stream: BinaryIO, record: EndRecord | None, limits: Limits) -> None:
     """Count central directory entries before zipfile builds an object for each.
 
     zipfile parses the whole central directory eagerly; a small file can hold millions
@@ -53,7 +61,6 @@ def _precount_zip(stream: BinaryIO, limits: Limits) -> None:
     (:attr:`~spoold.inspection.eocd.EndRecord.cd_start`), since the count in the end
     record may lie.
     """
-    record = read_end_record(stream)
     if record is None:
         return  # zipfile reports "not a zip file"
     if record.entries > limits.max_members:
@@ -101,18 +108,26 @@ class ZipReader:
     ) -> None:
         self._limits = limits
         try:
-            _precount_zip(stream, limits)
+            record = read_end_record(stream)
+            _precount_zip(stream, record, limits)
             self._zip = zipfile.ZipFile(stream)
             infos = self._zip.infolist()
         except SpooldError:
             raise
         except DECODE_ERRORS as exc:
             raise not_a_zip(describe_error(exc)) from None
+        if record is None:  # pragma: no cover - zipfile finds no record where we find none
+            raise not_a_zip("no end of central directory record")
         if len(infos) > limits.max_members:
             raise too_many_members(len(infos), limits)
+        largest = max(infos, key=lambda i: i.file_size, default=None)
+        check_totals(
+            sum(i.file_size for i in infos), archive_size, limits,
+            (largest.filename, largest.file_size) if largest else None,
+        )
+        check_layout(stream, record, infos, stream.seek(0, os.SEEK_END))
         self._infos: dict[str, zipfile.ZipInfo] = {}
         members: list[Member] = []
-        total = 0
         seen: set[tuple[str, ...]] = set()
         link_targets: dict[tuple[str, ...], str] = {}
         for info in sorted(infos, key=lambda i: i.header_offset):
@@ -124,12 +139,6 @@ class ZipReader:
                 )
             seen.add(member.parts)
             self._infos[info.filename] = info
-            total += info.file_size
-            if total > limits.max_total_size:
-                raise ArchiveLimits(
-                    f"The archive's members add up to more than {limits.max_total_size} "
-                    "bytes uncompressed, the most accepted."
-                )
             if member.is_link:
                 target = self.read(member, limits.max_link_size, what="symlink target")
                 try:
@@ -143,11 +152,6 @@ class ZipReader:
                 )
                 link_targets[member.parts] = text
             members.append(member)
-        if total > limits.ratio_min_size and total > limits.max_ratio * max(archive_size, 1):
-            raise ArchiveLimits(
-                f"The archive inflates from {archive_size} to {total} bytes, more than "
-                f"{limits.max_ratio:g} times its size; this looks like a zip bomb."
-            )
         check_links(link_targets)
         self.members: tuple[Member, ...] = tuple(members)
 
@@ -178,23 +182,36 @@ class ZipReader:
                 f"The member {name!r} is a device, FIFO or socket; only files and "
                 "directories are accepted."
             )
-        size, packed = info.file_size, info.compress_size
-        if size > self._limits.ratio_min_size and size > self._limits.max_ratio * max(packed, 1):
-            raise ArchiveLimits(
-                f"The member {name!r} inflates from {packed} to {size} bytes, more than "
-                f"{self._limits.max_ratio:g} times; this looks like a zip bomb."
-            )
-        return Member(name, parts, size, is_dir=is_dir)
+        if info.create_system == 3:
+            check_mode(name, info.external_attr >> 16, is_dir=is_dir)
+        return Member(name, parts, info.file_size, is_dir=is_dir)
 
     def chunks(self, member: Member, chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
-        """Yield the member's bytes; the CRC is checked once the last chunk is read."""
+        """Yield the member's bytes; the CRC is checked once the last chunk is read.
+
+        zipfile stops at the declared size and checks the CRC of what it read, so a
+        member whose data inflates further would look fine to zipfile and unpack longer
+        with tools that inflate to the end of the stream. It is opened with one byte of
+        room beyond the declared size: that byte appearing (or the data ending short)
+        refuses the archive, and the read stays bounded.
+        """
         info = self._infos[member.name]
+        probe = copy.copy(info)
+        probe.file_size = info.file_size + 1
+        total = 0
         try:
-            with self._zip.open(info) as stream:
+            with self._zip.open(probe) as stream:
                 while True:
                     chunk = stream.read(chunk_size)
                     if not chunk:
                         break
+                    total += len(chunk)
+                    if total > info.file_size:
+                        raise InvalidArchive(
+                            f"The member {member.name!r} inflates past its declared size of "
+                            f"{info.file_size} bytes; tools would unpack different contents. "
+                            "Rebuild the archive with a standard tool."
+                        )
                     yield chunk
         except SpooldError:
             raise
@@ -203,6 +220,11 @@ class ZipReader:
                 f"The member {member.name!r} cannot be read ({describe_error(exc)}); the "
                 "archive is corrupt or truncated. Rebuild it and upload it again."
             ) from None
+        if total != info.file_size:
+            raise InvalidArchive(
+                f"The member {member.name!r} holds {total} bytes but declares "
+                f"{info.file_size}; the archive is corrupt. Rebuild it and upload it again."
+            )
 
     def read(self, member: Member, limit: int, *, what: str = "file") -> bytes:
         """Read a whole (small) member, refusing it if it is larger than *limit*."""

@@ -13,13 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from spoold.config import Settings
 from spoold.errors import Rejected, Transient
 from spoold.index import publish
 from spoold.inspection import inspect_file
+from spoold.inspection.archive import Limits
 from spoold.spool import Claim, Outcome, Result, Spool
 from spoold.storage import Storage
 
-__all__ = ["Handled", "process"]
+__all__ = ["Handled", "archive_limits", "process"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +39,17 @@ class Handled:
     traceback: str = ""
 
 
+def archive_limits(settings: Settings) -> Limits:
+    """The archive limits the settings ask for (the rest are Limits' defaults).
+
+    The daemon hands them to :func:`process`:
+    ``Worker(..., process_claim=functools.partial(process, limits=archive_limits(settings)))``.
+    """
+    return Limits(max_uncompressed=settings.max_uncompressed, max_ratio=settings.max_ratio)
+
+
 def process(spool: Spool, storage: Storage, claim: Claim,
-            clock: Callable[[], float] = time.monotonic) -> Handled:
+            clock: Callable[[], float] = time.monotonic, *, limits: Limits = Limits()) -> Handled:
     """Inspect and publish a claimed item, then move it to its end state.
 
     A bug in spoold (any exception that is neither the item's fault nor the
@@ -51,7 +62,8 @@ def process(spool: Spool, storage: Storage, claim: Claim,
     started = clock()
     item = str(claim.name)
     try:
-        dist = inspect_file(claim.payload, claim.filename, declared=claim.meta.declared)
+        dist = inspect_file(claim.payload, claim.filename, declared=claim.meta.declared,
+                            limits=limits)
         result = publish(storage, dist, claim.payload)
     except Rejected as e:
         outcome = Outcome(item, claim.filename, Result.REJECTED, code=e.code, message=e.message,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,10 +17,13 @@ import pytest
 
 from spoold.errors import FileExists
 from spoold.index import NotFound, publish, reindex, remove, unyank, yank
+from spoold.index.documents import update_manifest, write_pages
+from spoold.index.manifest import Manifest
+from spoold.inspection import Distribution, inspect_file
 from spoold.storage import Storage
 from spoold.storage.keys import file_key, metadata_key, project_html_key, project_json_key
 from spoold.storage.local import LocalStorage
-from spoold.testing.dists import Pause, make_distribution
+from spoold.testing.dists import Pause, make_distribution, metadata_text, write_sdist
 from testlib.backends import second_handle
 from testlib.pages import parse_html_page
 from testlib.index_checks import assert_consistent, html_files, manifest_of, root_projects
@@ -264,3 +268,102 @@ def test_reindex_adopts_files_without_metadata(storage: Storage, tmp_path: Path)
     assert entry is not None and entry.requires_python == ">=3.10"
     assert entry.metadata_sha256 == d.metadata_sha256
     assert root_projects(storage) == {"adopted"}
+
+
+# -- core metadata: served only where PEP 643 makes it binding ---------------------------------
+
+
+def _sdist(tmp_path: Path, name: str, version: str, metadata_version: str, *dynamic: str) -> tuple[Distribution, Path]:
+    """An sdist whose PKG-INFO declares a dependency (as the build would, or not)."""
+    extra = [("Requires-Dist", "attrs>=20")] + [("Dynamic", field) for field in dynamic]
+    pkg_info = metadata_text(name, version, metadata_version=metadata_version,
+                             requires_python=">=3.8", extra=extra)
+    directory = tmp_path / f"{name}-{version}"
+    directory.mkdir()
+    path = write_sdist(directory, name, version, pkg_info=pkg_info)
+    return inspect_file(path, path.name), path
+
+
+def _advertised(storage: Storage, project: str, filename: str) -> tuple[dict[str, str | None], object]:
+    """The HTML link's attributes and the JSON page's ``core-metadata`` for one file."""
+    page = parse_html_page(storage.read_bytes(project_html_key(project)) or b"")
+    (link,) = [link for link in page.links if link.text == filename]
+    doc = json.loads(storage.read_bytes(project_json_key(project)) or b"")
+    (item,) = [f for f in doc["files"] if f["filename"] == filename]
+    assert item["dist-info-metadata"] == item["core-metadata"]
+    return link.attrs, item["core-metadata"]
+
+
+@pytest.mark.parametrize(("metadata_version", "dynamic"), [("1.1", ()), ("2.1", ()), ("2.2", ("Requires-Dist",))])
+def test_sdist_metadata_that_does_not_bind_is_neither_stored_nor_advertised(
+    storage: Storage, tmp_path: Path, metadata_version: str, dynamic: tuple[str, ...]
+) -> None:
+    """pip would resolve from it and install the package without its dependencies."""
+    dist, path = _sdist(tmp_path, "loose", "1.0", metadata_version, *dynamic)
+    assert publish(storage, dist, path).published
+    assert storage.stat(metadata_key("loose", dist.filename)) is None
+    entry = assert_consistent(storage, "loose").file(dist.filename)
+    assert entry is not None and entry.metadata_sha256 is None
+    assert entry.requires_python == ">=3.8"  # still read from PKG-INFO for the index
+    attrs, core_metadata = _advertised(storage, "loose", dist.filename)
+    assert "data-core-metadata" not in attrs and "data-dist-info-metadata" not in attrs
+    assert attrs["data-requires-python"] == ">=3.8"
+    assert core_metadata is False
+
+
+def test_static_sdist_metadata_is_stored_and_advertised(storage: Storage, tmp_path: Path) -> None:
+    dist, path = _sdist(tmp_path, "static", "1.0", "2.2", "License-File")
+    publish(storage, dist, path)
+    assert storage.read_bytes(metadata_key("static", dist.filename)) == dist.metadata
+    attrs, core_metadata = _advertised(storage, "static", dist.filename)
+    assert attrs["data-core-metadata"] == f"sha256={dist.metadata_sha256}"
+    assert core_metadata == {"sha256": dist.metadata_sha256}
+
+
+def test_reindex_withdraws_sdist_metadata_an_older_spoold_served(storage: Storage, tmp_path: Path) -> None:
+    """A tree published before the rule: the loose sdist's .metadata is advertised.
+
+    Reindex stops advertising it and deletes it; the wheel's and the binding sdist's stay.
+    """
+    loose, loose_path = _sdist(tmp_path, "mixed", "1.0", "2.1")
+    static, static_path = _sdist(tmp_path, "mixed", "2.0", "2.3")
+    wheel, wheel_path = make_distribution("mixed", "3.0", tmp_path)
+    for dist, path in [(loose, loose_path), (static, static_path), (wheel, wheel_path)]:
+        publish(storage, dist, path)
+    # What the older spoold did: store PKG-INFO as .metadata and advertise it.
+    storage.put_file(metadata_key("mixed", loose.filename), loose.metadata, loose.metadata_sha256)
+
+    def advertise(current: Manifest | None) -> Manifest:
+        assert current is not None
+        entry = replace(current.file(loose.filename), metadata_sha256=loose.metadata_sha256)  # type: ignore[type-var]
+        return current.without_file(loose.filename).with_file(entry)
+
+    manifest, _, stored = update_manifest(storage, "mixed", advertise)
+    write_pages(storage, manifest, stored)
+    assert _advertised(storage, "mixed", loose.filename)[1] == {"sha256": loose.metadata_sha256}
+
+    report = reindex(storage, ["mixed"])
+    assert (report.metadata_withdrawn, report.metadata_extracted, report.problems) == (1, 0, ())
+    assert storage.stat(metadata_key("mixed", loose.filename)) is None
+    attrs, core_metadata = _advertised(storage, "mixed", loose.filename)
+    assert "data-core-metadata" not in attrs and core_metadata is False
+    assert attrs["data-requires-python"] == ">=3.8"
+    for kept in (static, wheel):
+        assert storage.read_bytes(metadata_key("mixed", kept.filename)) == kept.metadata
+        assert _advertised(storage, "mixed", kept.filename)[1] == {"sha256": kept.metadata_sha256}
+    assert_consistent(storage, "mixed")
+    assert reindex(storage, ["mixed"]).metadata_withdrawn == 0  # nothing left to withdraw
+
+
+def test_reindex_adopting_sdists_stores_only_binding_metadata(storage: Storage, tmp_path: Path) -> None:
+    loose, loose_path = _sdist(tmp_path, "adopt", "1.0", "1.2")
+    static, static_path = _sdist(tmp_path, "adopt", "2.0", "2.4")
+    for dist, path in [(loose, loose_path), (static, static_path)]:
+        storage.put_file(file_key("adopt", dist.filename), path, dist.sha256)
+    report = reindex(storage)
+    assert (report.metadata_extracted, report.metadata_withdrawn, report.problems) == (1, 0, ())
+    assert storage.stat(metadata_key("adopt", loose.filename)) is None
+    assert storage.read_bytes(metadata_key("adopt", static.filename)) == static.metadata
+    manifest = assert_consistent(storage, "adopt")
+    assert [(e.metadata_sha256, e.requires_python) for e in manifest.files] == [
+        (None, ">=3.8"), (static.metadata_sha256, ">=3.8")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import random
 import struct
 import tarfile
@@ -14,6 +15,7 @@ import pytest
 
 from testlib.distbuild import write_sdist, write_zip
 from spoold.errors import Transient
+from spoold.safeopen import NotRegularFile
 from spoold.inspection.archive import (
     ArchiveLimits,
     InvalidArchive,
@@ -86,22 +88,38 @@ def test_zip_members_in_file_order_and_streamed(tmp_path: Path) -> None:
 
 def test_zip_total_size_limit(tmp_path: Path) -> None:
     path = write_zip(tmp_path / "a.zip", {"a": b"x" * 600, "b": b"y" * 600})
-    with pytest.raises(ArchiveLimits, match="add up to more than 1000"):
-        _zip_reader(path, max_total_size=1000)
+    with pytest.raises(ArchiveLimits, match=r"add up to 1200 bytes uncompressed \(the largest member, 'a', is 600 bytes\); at most 1000 "):
+        _zip_reader(path, max_uncompressed=1000)
 
 
 def test_zip_overall_ratio_counts_many_small_members(tmp_path: Path) -> None:
-    """Each member is below the per-member threshold; together they are a bomb."""
+    """The ratio is the whole archive's: many small members add up to a bomb."""
     members = {f"m{i}": bytes(64 << 10) for i in range(64)}
     path = write_zip(tmp_path / "a.zip", members)
-    with pytest.raises(ArchiveLimits, match="more than 200 times its size"):
-        _zip_reader(path)
+    with pytest.raises(ArchiveLimits, match="more than 100 times its size; this looks like a zip bomb"):
+        _zip_reader(path, ratio_min_size=1 << 20)
+    with _zip_reader(path, ratio_min_size=1 << 20, max_ratio=0) as zf:  # 0: no ratio limit
+        assert len(zf.members) == 64
 
 
-def test_small_repetitive_members_are_not_bombs(tmp_path: Path) -> None:
-    path = write_zip(tmp_path / "a.zip", {"zeros": bytes(512 << 10)})
+def test_small_repetitive_archives_are_not_bombs(tmp_path: Path) -> None:
+    """Below ratio_min_size (64 MiB) an archive costs nothing to read, whatever its ratio."""
+    path = write_zip(tmp_path / "a.zip", {"zeros": bytes(8 << 20)})
     with _zip_reader(path) as zf:
-        assert zf.members[0].size == 512 << 10
+        assert zf.members[0].size == 8 << 20
+
+
+def test_one_member_inflating_far_more_than_the_archive_is_not_a_bomb(tmp_path: Path) -> None:
+    """Pillow 13.0.0's manylinux wheel: an auditwheel-padded library inflates 224:1 (over
+    the old 200:1 per-member limit) while the wheel inflates less than 3:1."""
+    library = bytes(2 << 20) + random.Random(1).randbytes(4096)
+    rest = random.Random(2).randbytes(3 << 20)
+    path = write_zip(tmp_path / "a.zip", {"pkg.libs/libpadded.so": library, "pkg/data.bin": rest})
+    with zipfile.ZipFile(path) as raw:
+        info = raw.getinfo("pkg.libs/libpadded.so")
+        assert info.file_size > 1 << 20 and info.file_size > 200 * info.compress_size
+    with _zip_reader(path) as zf:
+        assert b"".join(zf.chunks(zf.members[0])) == library
 
 
 def _many_members(path: Path, count: int, monkeypatch: pytest.MonkeyPatch, *, zip64: bool) -> bytearray:
@@ -222,13 +240,13 @@ def test_tar_budget_counts_decompressed_bytes(tmp_path: Path) -> None:
     files = {f"demo-1.0/part{i}": b"x" * 40_000 for i in range(4)}
     path = write_sdist(tmp_path, files=files)
     with pytest.raises(ArchiveLimits, match="inflates to more than 100000"):
-        _scan(path, max_total_size=100_000)
+        _scan(path, max_uncompressed=100_000)
 
 
 def test_tar_declared_member_size_limit(tmp_path: Path) -> None:
     path = write_sdist(tmp_path, files={"demo-1.0/big": b"x" * 200_000})
     with pytest.raises(ArchiveLimits, match="'demo-1.0/big' is 200000 bytes"):
-        _scan(path, max_total_size=150_000)
+        _scan(path, max_uncompressed=150_000)
 
 
 # -- the tarfile internal the tar reader relies on ----------------------------------------
@@ -323,3 +341,32 @@ def test_zip_sdist_reads_every_member(tmp_path: Path) -> None:
 def test_not_an_sdist_extension() -> None:
     with pytest.raises(ValueError):
         scan_sdist(io.BytesIO(), ".whl", archive_size=0, limits=Limits(), capture=lambda p: False)  # type: ignore[arg-type]
+
+
+# -- the file underneath: opened like anything else others may replace ----------------------
+
+
+def test_open_source_never_blocks_on_a_fifo(tmp_path: Path) -> None:
+    """A spool-group user may swap a claimed payload for a FIFO: refused, not read.
+
+    A writer holds the FIFO open, so a plain ``open`` would succeed (and then hang in
+    read); ``open_source`` must refuse it before reading anything.
+    """
+    fifo = tmp_path / "demo-1.0-py3-none-any.whl"
+    os.mkfifo(fifo)
+    writer = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        with pytest.raises(NotRegularFile, match="not a regular file"):
+            open_source(fifo)
+    finally:
+        os.close(writer)
+
+
+def test_open_source_does_not_follow_symlinks(tmp_path: Path) -> None:
+    target = write_zip(tmp_path / "real.zip", {"a": b"data"})
+    link = tmp_path / "demo-1.0-py3-none-any.whl"
+    link.symlink_to(target)
+    with pytest.raises(NotRegularFile, match="symbolic link"):
+        open_source(link)
+    with open_source(target) as stream:
+        assert stream.read(2) == b"PK"

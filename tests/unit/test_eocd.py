@@ -99,6 +99,18 @@ def test_zip64_written_by_zipfile(monkeypatch: pytest.MonkeyPatch) -> None:
     assert record.cd_end == record.zip64_eocd_offset
     assert record.cd_start == record.cd_offset == first_central_header(data)
     assert [i.filename for i in zipfile.ZipFile(io.BytesIO(data)).infolist()] == list(MEMBERS)
+    # The classic record keeps what fits, the locator points at the ZIP64 record.
+    assert record.classic == (record.entries, record.cd_size, record.cd_offset)
+    assert record.locator_offset == record.zip64_eocd_offset
+    assert record.one_disk
+
+
+def test_disk_fields_of_the_classic_record() -> None:
+    data = bytearray(make_zip())
+    assert record_of(bytes(data)).one_disk  # type: ignore[union-attr]
+    struct.pack_into("<H", data, len(data) - 22 + 8, 2)  # entries on this disk: 2 of 3
+    record = record_of(bytes(data))
+    assert record is not None and not record.one_disk and record.classic is None
 
 
 def zip64_tail(entries: int, cd_size: int, cd_offset: int, *, disk: int = 0, disks: int = 1) -> bytes:
@@ -118,7 +130,10 @@ def test_zip64_values_beyond_32_bits() -> None:
     entries, cd_size, cd_offset = (1 << 33) + 5, (1 << 32) + 7, (1 << 34) + 9
     data = b"\x00" * 100 + zip64_tail(entries, cd_size, cd_offset)
     record = record_of(data)
-    assert record == EndRecord(entries, cd_size, cd_offset, True, 100 + 76, 100, 0)
+    assert record == EndRecord(
+        entries, cd_size, cd_offset, True, 100 + 76, 100, 0,
+        classic=(0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF), locator_offset=cd_offset + cd_size,
+    )
     assert record.cd_start == 100 - cd_size  # negative: this central directory is a lie
 
 

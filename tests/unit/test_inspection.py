@@ -199,3 +199,18 @@ def test_problem_list_is_capped() -> None:
 def test_garbage_metadata_is_invalid(data: bytes) -> None:
     with pytest.raises(InvalidMetadata):
         parse_core_metadata(data)
+
+
+@pytest.mark.parametrize("metadata_version", ["1.2", "2.1"])
+def test_unknown_description_content_type_placeholder_is_accepted(metadata_version: str) -> None:
+    """setuptools 36.4-38.x wrote ``UNKNOWN`` for an unset Description-Content-Type (py
+    1.5.2, pluggy 0.6.0 on PyPI); it means "no value" and pip ignores it."""
+    text = metadata_text(metadata_version=metadata_version, extra=[("Description-Content-Type", "UNKNOWN")])
+    assert parse_core_metadata(text.encode(), source="PKG-INFO").name == "demo"
+
+
+@pytest.mark.parametrize("value", ["unknown", "text/unknown", "UNKNOWN; charset=latin-1"])
+def test_other_invalid_description_content_types_are_still_refused(value: str) -> None:
+    text = metadata_text(metadata_version="2.1", extra=[("Description-Content-Type", value)])
+    with pytest.raises(InvalidMetadata, match="description-content-type"):
+        parse_core_metadata(text.encode(), source="PKG-INFO")

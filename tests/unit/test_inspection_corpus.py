@@ -272,7 +272,7 @@ def gzip_bad_crc(tmp: Path) -> Case:
     return Case(patched(path, lambda d: d.__setitem__(-8, d[-8] ^ 0xFF)), SDIST)
 
 
-@case(InvalidArchive, "Not a gzipped file")
+@case(InvalidArchive, "bytes after the end of its gzip stream")
 def gzip_trailing_garbage(tmp: Path) -> Case:
     path = write_sdist(tmp)
     path.write_bytes(path.read_bytes() + b"trailing garbage")
@@ -327,6 +327,8 @@ def zip_encrypted_member(tmp: Path) -> Case:
     def encrypt(data: bytearray) -> None:
         index = central_record(bytes(data), "demo/__init__.py")
         data[index + 8] |= 0x01
+        local = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo("demo/__init__.py").header_offset
+        data[local + 6] |= 0x01  # as an encrypting archiver writes it: in both headers
 
     return Case(patched(path, encrypt), WHEEL)
 
@@ -345,10 +347,34 @@ def zip_unknown_method(tmp: Path) -> Case:
 # -- limits ----------------------------------------------------------------------------
 
 
-@case(ArchiveLimits, "zip bomb")
+class Zeros(io.RawIOBase):
+    """*size* zero bytes, read in pieces (a bomb's payload, never in memory at once)."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = min(len(buffer), self.left, 1 << 20)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
+#: Past ratio_min_size (64 MiB), so the whole archive's ratio is judged.
+BOMB_SIZE = 100 << 20
+
+
+@case(ArchiveLimits, "times its size; this looks like a zip bomb")
 def zip_bomb_member(tmp: Path) -> Case:
-    members = wheel_members("demo", "1.0", files={"demo/zeros.bin": bytes(20 << 20)})
-    return wheel_from(tmp, members)
+    path = good_wheel(tmp)
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as zf, zf.open("demo/zeros.bin", "w") as out:
+        zeros = Zeros(BOMB_SIZE)
+        while chunk := zeros.read(1 << 20):
+            out.write(chunk)
+    return Case(path, WHEEL)
 
 
 @case(ArchiveLimits, "zip bomb")
@@ -391,7 +417,16 @@ def pkg_info_over_limit(tmp: Path) -> Case:
 
 @case(ArchiveLimits, "decompression bomb")
 def tar_gz_bomb(tmp: Path) -> Case:
-    return sdist_case(tmp, files={"demo-1.0/zeros.bin": bytes(30 << 20)})
+    path = write_sdist(tmp, "demo", "1.0", filename=SDIST)
+    with tarfile.open(tmp / "bomb.tar.gz", "w:gz") as tf:
+        with tarfile.open(path) as original:
+            for info in original:
+                tf.addfile(info, original.extractfile(info) if info.isreg() else None)
+        info = tar_entry("demo-1.0/zeros.bin")
+        info.size = BOMB_SIZE
+        tf.addfile(info, Zeros(BOMB_SIZE))
+    (tmp / "bomb.tar.gz").replace(path)
+    return Case(path, SDIST)
 
 
 @case(ArchiveLimits, "at most 50000")

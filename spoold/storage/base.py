@@ -171,6 +171,15 @@ class Storage(ABC):
     def list_dirs(self, prefix: str) -> Iterator[str]:
         """Names of the sub-folders of ``prefix`` (ending in ``/``)."""
 
+    def walk(self, prefix: str = "") -> Iterator[StoredObject]:
+        """Every object under the folder ``prefix`` (``""``: the whole tree) at any depth,
+        hidden names included (temporary files, local storage's ``.spoold/`` history), in
+        no particular order; for ``spoold check``. This default sees only what
+        :meth:`list_files` and :meth:`list_dirs` show; the backends list everything."""
+        yield from self.list_files(prefix)
+        for name in self.list_dirs(prefix):
+            yield from self.walk(f"{prefix}{name}/")
+
     # -- versioned documents and pages -----------------------------------------------
 
     @abstractmethod

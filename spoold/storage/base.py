@@ -176,9 +176,11 @@ class Storage(ABC):
         hidden names included (temporary files, local storage's ``.spoold/`` history), in
         no particular order; for ``spoold check``. This default sees only what
         :meth:`list_files` and :meth:`list_dirs` show; the backends list everything."""
-        yield from self.list_files(prefix)
-        for name in self.list_dirs(prefix):
-            yield from self.walk(f"{prefix}{name}/")
+        folders = [prefix]
+        while folders:
+            folder = folders.pop()
+            yield from self.list_files(folder)
+            folders.extend(f"{folder}{name}/" for name in self.list_dirs(folder))
 
     # -- versioned documents and pages -----------------------------------------------
 

@@ -181,13 +181,18 @@ def _refresh_pages(storage: Storage, project: str) -> Manifest:
     return manifest
 
 
-def _rebuild(storage: Storage, tree: Tree, project: str) -> tuple[str, list[Finding]]:
+def _rebuild(storage: Storage, tree: Tree, project: str) -> tuple[Outcome, list[Finding]]:
+    """A manifest for a project whose manifest is corrupt or missing, from its files."""
     objects = sorted(
-        (o for n, o in tree.packages.get(project, {}).items() if not n.endswith(_META)),
+        (o for n, o in tree.packages.get(project, {}).items()
+         if not n.endswith(_META) and version_from_filename(n)),
         key=lambda o: o.key,
     )
     salvage = salvage_page(storage.read_bytes(project_html_key(project)))
     entries, refused, names = _adopt(storage, project, objects, salvage)
+    if not entries and storage.read_doc(project_json_key(project)) is None:
+        # Nothing to list: creating an empty project would hide the files, not fix them.
+        return Outcome(False, "none of its files passes inspection (see below)"), list(refused.values())
     rebuilt = Manifest(project=project, name=(salvage.name if salvage else None) or (names or [project])[0])
     for entry in entries:
         rebuilt = rebuilt.with_file(entry)
@@ -206,7 +211,7 @@ def _rebuild(storage: Storage, tree: Tree, project: str) -> tuple[str, list[Find
             "`spoold yank`")
     note = (f"rebuilt from {len(entries)} of {len(objects)} stored file(s), each inspected; "
             f"upload times are the files' modification times; {kept}")
-    return note, extras
+    return Outcome(True, note), extras
 
 
 def _rederive(storage: Storage, tree: Tree, project: str, finding: Finding) -> Outcome:
@@ -251,9 +256,8 @@ def repair_project(
     fixable = [f for f in findings if f.repairable]
     try:
         if any(f.kind in (Kind.CORRUPT_MANIFEST, Kind.MISSING_MANIFEST) for f in fixable):
-            note, extras = _rebuild(storage, tree, project)
-            return {f.ident: Outcome(True, note) for f in fixable}, extras
-        rewritten = False
+            outcome, extras = _rebuild(storage, tree, project)
+            return {f.ident: outcome for f in fixable}, extras
         orphans = [tree.packages[project][f.key.rsplit("/", 1)[-1]] for f in fixable if f.kind is Kind.ORPHAN_FILE]
         if orphans:
             entries, refused, names = _adopt(storage, project, orphans, None)
@@ -263,7 +267,6 @@ def repair_project(
                     fallback = fallback.with_file(entry)
                 manifest, _, data = update_manifest(storage, project, lambda cur: _with_entries(cur, fallback))
                 write_pages(storage, manifest, data)
-                rewritten = True
             for obj in orphans:
                 bad = refused.get(obj.key)
                 outcomes[(Kind.ORPHAN_FILE, obj.key, project)] = (
@@ -272,17 +275,13 @@ def repair_project(
         for f in fixable:
             if f.kind in (Kind.MISSING_METADATA, Kind.CORRUPT_METADATA):
                 outcomes[f.ident] = _rederive(storage, tree, project, f)
-                rewritten = True
             elif f.kind in (Kind.ORPHAN_METADATA, Kind.ORPHAN_PAGE):
                 storage.delete(f.key)
                 outcomes[f.ident] = Outcome(True, "deleted")
         pages = [f for f in fixable if f.kind is Kind.STALE_PAGE]
         if pages:
-            if not rewritten:
-                manifest = _refresh_pages(storage, project)
-                note = f"re-rendered from the manifest (now generation {manifest.generation})"
-            else:
-                note = "re-rendered with the repaired manifest"
+            manifest = _refresh_pages(storage, project)
+            note = f"re-rendered from the manifest (now generation {manifest.generation})"
             outcomes.update({f.ident: Outcome(True, note) for f in pages})
     except (_Gone, CorruptManifest, Rejected) as exc:
         failed = Outcome(False, str(exc))

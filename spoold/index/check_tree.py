@@ -169,7 +169,9 @@ def check_project(
                 findings.append(_finding(
                     Kind.MISNAMED_FOLDER, where, None,
                     f"not a normalized project name, so no client finds it; move its files "
-                    f"to packages/{canonicalize_name(project)}/ and run `spoold check --repair`",
+                    f"to packages/{canonicalize_name(project)}/ and run `spoold check --repair`"
+                    if where.startswith("packages/") else
+                    "not a normalized project name, so no client finds it; delete it",
                     False,
                 ))
         return findings, ProjectState(project, False, False, None)
@@ -238,17 +240,21 @@ def _check_files(
         key = file_key(project, entry.filename)
         obj = objects.get(entry.filename)
         digest = hashes.sha256(storage, obj) if obj is not None and obj.size == entry.size else None
-        intact = digest == entry.sha256
-        if obj is None or (obj.size == entry.size and digest is None):
+        gone = obj is None or (obj.size == entry.size and digest is None)  # or vanished since listed
+        what = ""  # what is wrong with the bytes that are there
+        if obj is not None and obj.size != entry.size:
+            what = f"size is {obj.size}, the manifest records {entry.size}"
+        elif not gone and digest != entry.sha256:
+            what = f"sha256 is {digest}, the manifest records {entry.sha256}"
+        intact = not gone and not what
+        if gone:
             findings.append(_finding(
                 Kind.MISSING_FILE, key, project,
                 "listed but its bytes are gone; upload the original file again (the same bytes "
                 f"restore it) or remove the entry with {remove_hint.format(entry.filename)}",
                 False,
             ))
-        elif not intact:
-            what = (f"size is {obj.size}, the manifest records {entry.size}" if obj.size != entry.size
-                    else f"sha256 is {digest}, the manifest records {entry.sha256}")
+        elif what:
             findings.append(_finding(
                 Kind.CORRUPT_FILE, key, project,
                 f"{what}; the stored bytes are damaged and the recorded hash is left alone "
@@ -315,8 +321,12 @@ def _check_visible(storage: Storage, key: str, doc: Doc, canonical: bytes, proje
     """The JSON page: in canonical form and, on local storage, the newest generation."""
     if doc.data != canonical:
         return [_page_finding(key, project, "not in the canonical form spoold renders")]
-    if not storage.docs_are_pages and doc.token is not None and storage.read_bytes(key) != doc.data:
-        return [_page_finding(key, project, "the visible file is not the newest generation")]
+    if not storage.docs_are_pages and doc.token is not None:
+        visible = storage.read_bytes(key)
+        if visible is None:
+            return [_page_finding(key, project, "missing (only the generation history has it)")]
+        if visible != doc.data:
+            return [_page_finding(key, project, "the visible file is not the newest generation")]
     return []
 
 

@@ -258,6 +258,26 @@ def test_metadata_of_a_damaged_distribution_is_not_rederived(storage: Storage, t
     assert storage.read_bytes(metadata_key("pkg", dist.filename)) == b"junk"
 
 
+def test_metadata_and_page_of_one_project_are_both_repaired(storage: Storage, tmp_path: Path) -> None:
+    dist, _ = published(storage, tmp_path, "pkg", "1.0")
+    overwrite(storage, metadata_key("pkg", dist.filename), b"junk")
+    overwrite(storage, project_html_key("pkg"), b"old")
+    assert {str(f.kind) for f in assert_repaired(storage).findings} == {"corrupt-metadata", "stale-page"}
+    assert_consistent(storage, "pkg")
+
+
+def test_folder_whose_files_all_fail_inspection_gets_no_manifest(storage: Storage, tmp_path: Path) -> None:
+    storage.put_file(file_key("junk", "junk-1.0-py3-none-any.whl"), b"not a zip", "0" * 64)
+    storage.put_file("packages/junk/notes.txt", b"x", "0" * 64)
+    report = check(storage, repair=True)
+    assert [(str(f.kind), f.repaired) for f in report.findings] == [
+        ("unknown-file", False), ("missing-manifest", False), ("orphan-file", False),
+    ]
+    assert "none of its files passes inspection" in report.findings[1].outcome
+    assert "inspection rejects it" in report.findings[2].message
+    assert storage.read_doc(project_json_key("junk")) is None
+
+
 # -- pages ---------------------------------------------------------------------------------------
 
 

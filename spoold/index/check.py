@@ -46,7 +46,7 @@ __all__ = ["DEFAULT_TEMP_AGE", "check"]
 #: Temporary files younger than this may belong to a writer still at work.
 DEFAULT_TEMP_AGE = timedelta(hours=1)
 _ROOT_KINDS = (Kind.CORRUPT_ROOT, Kind.ROOT_MISSING, Kind.ROOT_EXTRA)
-_Ident = tuple[Kind, str, "str | None"]
+_Ident = tuple[Kind, str, str | None]
 Progress = Callable[[CheckProgress], None]
 
 

@@ -4,18 +4,6 @@ handler (statuses, JSON, the progress line). S3: tests/adapter/test_check_s3.py.
 
 from __future__ import annotations
 
-import pytest
-
-from spoold.storage import Storage
-from testlib.backends import make_storage
-from testlib.check_contract import *  # noqa: F403  (the contract's tests run here)
-
-
-@pytest.fixture(params=["memory", "local"])
-def storage(request: pytest.FixtureRequest, tmp_path) -> Storage:
-    return make_storage(request.param, tmp_path)
-
-
 import io
 import json
 import os
@@ -23,15 +11,24 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from spoold.cli.check_command import check_command
-from spoold.index import publish
 from spoold.index.check import check
 from spoold.index.check_report import Kind, report_lines
+from spoold.storage import Storage
 from spoold.storage.keys import file_key, project_html_key, project_json_key
 from spoold.storage.local import HISTORY, LocalStorage
 from spoold.storage.memory import MemoryStorage
+from testlib.backends import make_storage
+from testlib.check_contract import *  # noqa: F403  (the contract's tests run here)
 from testlib.check_damage import flip_byte, overwrite, plant_temporary, published
 from testlib.index_checks import assert_consistent
+
+
+@pytest.fixture(params=["memory", "local"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    return make_storage(request.param, tmp_path)
 
 
 # -- Storage.walk ------------------------------------------------------------------------------

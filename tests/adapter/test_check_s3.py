@@ -13,6 +13,7 @@ from spoold.storage import Storage, StorageUnavailable
 from spoold.storage.s3 import S3Storage
 from testlib.backends import make_storage
 from testlib.check_contract import *  # noqa: F403  (the contract's tests run here)
+from testlib.check_contract_index import *  # noqa: F403
 from testlib.check_damage import overwrite, published
 from testlib.s3server import error_response, moto_server  # noqa: F401
 

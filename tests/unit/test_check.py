@@ -22,6 +22,7 @@ from spoold.storage.local import HISTORY, LocalStorage
 from spoold.storage.memory import MemoryStorage
 from testlib.backends import make_storage
 from testlib.check_contract import *  # noqa: F403  (the contract's tests run here)
+from testlib.check_contract_index import *  # noqa: F403
 from testlib.check_damage import flip_byte, overwrite, plant_temporary, published
 from testlib.index_checks import assert_consistent
 

@@ -73,6 +73,12 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return admin.remove_command(_storage_url(args), args.project, args.filename)
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from spoold.cli import check_command
+
+    return check_command.check_command(_storage_url(args), repair=args.repair, as_json=args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spoold", description="A private Python package index built on a maildir-style spool."
@@ -137,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", metavar="URL", help=storage_help)
     p.add_argument("project", metavar="PROJECT")
     p.add_argument("target", metavar="VERSION|FILENAME")
+
+    p = command("check", cmd_check, "verify the stored files, hashes, pages and root index")
+    p.add_argument("--storage", metavar="URL", help=storage_help)
+    p.add_argument("--repair", action="store_true",
+                   help="fix what can be derived: pages, the root, orphans, metadata, temporary files")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
 
     p = command("remove", cmd_remove, "delete a published file (prefer yank)")
     p.add_argument("--storage", metavar="URL", help=storage_help)

@@ -171,6 +171,17 @@ class Storage(ABC):
     def list_dirs(self, prefix: str) -> Iterator[str]:
         """Names of the sub-folders of ``prefix`` (ending in ``/``)."""
 
+    def walk(self, prefix: str = "") -> Iterator[StoredObject]:
+        """Every object under the folder ``prefix`` (``""``: the whole tree) at any depth,
+        hidden names included (temporary files, local storage's ``.spoold/`` history), in
+        no particular order; for ``spoold check``. This default sees only what
+        :meth:`list_files` and :meth:`list_dirs` show; the backends list everything."""
+        folders = [prefix]
+        while folders:
+            folder = folders.pop()
+            yield from self.list_files(folder)
+            folders.extend(f"{folder}{name}/" for name in self.list_dirs(folder))
+
     # -- versioned documents and pages -----------------------------------------------
 
     @abstractmethod

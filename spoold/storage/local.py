@@ -164,6 +164,25 @@ class LocalStorage(Storage):
             if entry.is_dir(follow_symlinks=False):
                 yield entry.name
 
+    def walk(self, prefix: str = "") -> Iterator[StoredObject]:
+        stack = [prefix]
+        while stack:
+            folder = stack.pop()
+            try:
+                with os.scandir(self.root / folder if folder else self.root) as entries:
+                    for entry in entries:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(f"{folder}{entry.name}/")
+                        elif entry.is_file(follow_symlinks=False):
+                            st = entry.stat(follow_symlinks=False)
+                            yield StoredObject(
+                                folder + entry.name, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC)
+                            )
+            except FileNotFoundError:
+                continue  # removed while we walked (or no such folder)
+            except OSError as exc:
+                raise self._wrap(exc, f"list {folder or 'the storage directory'}") from exc
+
     # -- generations -------------------------------------------------------------------
 
     def _generations(self, key: str) -> list[int]:

@@ -160,6 +160,10 @@ class MemoryStorage(Storage):
                     seen.add(folder)
                     yield folder
 
+    def walk(self, prefix: str = "") -> Iterator[StoredObject]:
+        for key, obj in self._children(prefix):
+            yield StoredObject(key, len(obj.data), obj.modified)
+
     # -- versioned documents and pages -----------------------------------------------
 
     def read_doc(self, key: str) -> Doc | None:

@@ -271,6 +271,14 @@ class S3Storage(Storage):
             for common in page.get("CommonPrefixes", []):
                 yield common["Prefix"][start:].rstrip("/")
 
+    def walk(self, prefix: str = "") -> Iterator[StoredObject]:
+        strip = len(self.prefix)
+        paginator = self.client.get_paginator("list_objects_v2")
+        with self._calling(f"list {prefix or 'the bucket'}"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for item in page.get("Contents", []):
+                    yield StoredObject(item["Key"][strip:], int(item["Size"]), item["LastModified"])
+
     # -- documents and pages -------------------------------------------------------------
 
     def read_doc(self, key: str) -> Doc | None:

@@ -15,8 +15,16 @@ from dataclasses import dataclass
 
 from spoold.access.principal import Kind, Principal, Scope
 from spoold.access.roles import Roles
+from spoold.errors import Rejected
 
-__all__ = ["ALLOWED", "Decision", "may_manage", "may_read", "may_see", "may_upload"]
+__all__ = ["ALLOWED", "Decision", "Forbidden", "may_manage", "may_read", "may_see", "may_upload"]
+
+
+class Forbidden(Rejected):
+    """The sender may not do this to the project (its token's projects, the roles)."""
+
+    code = "forbidden"
+    http_status = 403
 
 
 @dataclass(frozen=True, slots=True)

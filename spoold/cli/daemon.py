@@ -13,7 +13,9 @@ worker.
 from __future__ import annotations
 
 import faulthandler
+import functools
 import signal
+from pathlib import Path
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -41,6 +43,7 @@ from spoold.systemd.service import SystemdService
 from spoold.storage import open_storage
 from spoold.threads import pool_runner
 from spoold.worker.watcher import FolderWatcher
+from spoold.worker.processing import archive_limits, process
 from spoold.worker.service import Worker
 
 log = Logger(namespace="spoold.cli.daemon")
@@ -75,6 +78,8 @@ def build_worker(settings: Settings, reactor: Any, pool: ThreadPool) -> Worker:
         housekeeping_interval=settings.housekeeping_interval,
         drain_timeout=settings.drain_timeout,
         watcher_factory=FolderWatcher,
+        process_claim=functools.partial(process, limits=archive_limits(settings),
+                                        admins=frozenset(settings.admins)),
     )
 
 
@@ -112,10 +117,18 @@ def serve_extra(settings: Settings, endpoints: list[Endpoint]) -> Extra:
 
     def extra(reactor: Any, pool: ThreadPool, worker: Worker, top: MultiService,
               systemd: SystemdService) -> Deferred:
+        from spoold.access.first_start import ensure_a_user
         from spoold.access.htpasswd import Htpasswd
         from spoold.web.site import build_site
 
-        auth = Htpasswd(settings.htpasswd) if settings.htpasswd else None
+        htpasswd = Path(settings.htpasswd_path)
+        first = ensure_a_user(htpasswd, Path(settings.data_dir))
+        if first is not None:
+            log.warn("no user existed: created the user {user} with a random password; it is "
+                     "in {file} (readable by this user only). Log in with it, then add your "
+                     "own users with `spoold user add NAME`", user=first.user,
+                     file=str(first.password_file))
+        auth = Htpasswd(htpasswd)
         auth_pool = ThreadPool(minthreads=0, maxthreads=2, name="spoold-auth")
         site = build_site(
             storage_reader=worker.storage, spool=worker.spool, waiter=worker, auth=auth,
@@ -130,19 +143,22 @@ def serve_extra(settings: Settings, endpoints: list[Endpoint]) -> Extra:
         worker.on_housekept.append(lambda r: [metrics.record_rejection(c) for c in r.rejected])
         if site.page_cache is not None:
             worker.on_published.append(site.page_cache.invalidate_file)
-        log.info("spool {spool}; storage {storage}; uploads {auth}",
-                 spool=settings.spool, storage=settings.storage,
-                 auth=f"checked against {settings.htpasswd}" if auth else
-                 "refused (no htpasswd: add a user with `spoold user add NAME --htpasswd FILE`)")
+        log.info("spool {spool}; storage {storage}; users in {htpasswd}; reads {reads}",
+                 spool=settings.spool, storage=settings.storage, htpasswd=str(htpasswd),
+                 reads=settings.read)
         Listener(listen_all(endpoints, site)).setServiceParent(top)
+        if site.token_use_flush is not None:
+            site.token_use_flush.start(15.0, now=False).addErrback(
+                lambda f: log.failure("token use recording stopped", f))
         auth_pool.start()  # only once listening worked: a failed start leaves no thread behind
         reactor.addSystemEventTrigger("after", "shutdown", auth_pool.stop)
-        if auth is not None:
-            def reload() -> Deferred:
-                log.info("SIGHUP: reloading {path}", path=settings.htpasswd)
-                return worker.run(auth.reload)
+        def reload() -> Deferred:
+            log.info("SIGHUP: reloading {path}", path=str(htpasswd))
+            if site.authenticator is not None:
+                site.authenticator.forget()
+            return worker.run(auth.reload)
 
-            signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(systemd.reload, reload))
+        signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(systemd.reload, reload))
         return defer.succeed(None)
 
     return extra

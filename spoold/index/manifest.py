@@ -90,6 +90,9 @@ class FileEntry:
     requires_python: str | None = None
     #: None: not yanked; a string (maybe empty) is the PEP 592 yank reason.
     yanked: str | None = None
+    #: Who uploaded it (a user; None for the trusted spool) and with what client.
+    uploader: str | None = None
+    client: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,9 @@ def _file_json(project: str, entry: FileEntry) -> dict[str, Any]:
     item["yanked"] = False if entry.yanked is None else (entry.yanked or True)
     item["size"] = entry.size
     item["upload-time"] = format_time(entry.upload_time)
+    private = {k: v for k, v in (("uploader", entry.uploader), ("client", entry.client)) if v}
+    if private:
+        item["_spoold"] = private  # PEP 691: keys with a leading underscore are the server's
     return item
 
 
@@ -177,6 +180,8 @@ def parse_project_json(data: bytes, *, where: str = "manifest") -> Manifest:
                     metadata_sha256=metadata.get("sha256") if isinstance(metadata, dict) else None,
                     requires_python=item.get("requires-python") or None,
                     yanked=None if yanked is False else ("" if yanked is True else str(yanked)),
+                    uploader=_private(item, "uploader"),
+                    client=_private(item, "client"),
                 )
             )
         return Manifest(
@@ -190,6 +195,11 @@ def parse_project_json(data: bytes, *, where: str = "manifest") -> Manifest:
         raise CorruptManifest(
             f"{where} cannot be read ({exc!r}); rebuild it with `spoold reindex`"
         ) from exc
+
+
+def _private(item: dict[str, Any], key: str) -> str | None:
+    value = item.get("_spoold", {}).get(key)
+    return str(value) if value else None
 
 
 def parse_root_json(data: bytes) -> RootIndex:

@@ -6,6 +6,12 @@ only: nothing lists projects. The core metadata is stored as ``<file>.metadata``
 advertised only when the distribution says it may be
 (:attr:`~spoold.inspection.distribution.Distribution.metadata_servable`): an sdist whose
 PKG-INFO is not binding gets neither, so pip builds it to learn its dependencies.
+
+An upload by a user (not the trusted spool) is decided here, before anything is stored,
+against the project's roles (:func:`spoold.access.policy.may_upload`); the first upload of
+a new project makes its user the owner by creating the roles record with a
+compare-and-swap, so of two users creating one project at the same moment exactly one
+becomes its owner and the other is refused.
 """
 
 from __future__ import annotations
@@ -15,12 +21,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from spoold.access.policy import Forbidden, may_upload
+from spoold.access.principal import Principal
+from spoold.access.roles import Roles
+from spoold.access.store import AccessStore
 from spoold.errors import FileExists
 from spoold.index.documents import ensure_listed, normalize_project, update_manifest, write_pages
 from spoold.index.manifest import FileEntry, Manifest
 from spoold.inspection.distribution import Distribution
 from spoold.storage.base import Storage
-from spoold.storage.keys import file_key, metadata_key
+from spoold.storage.keys import file_key, metadata_key, project_json_key
 
 __all__ = ["PublishResult", "publish"]
 
@@ -64,14 +74,20 @@ def publish(
     payload_path: Path,
     *,
     now: datetime | None = None,
+    uploader: Principal | None = None,
+    client: str | None = None,
 ) -> PublishResult:
     """Publish a validated distribution; idempotent for the same bytes.
 
-    Raises :class:`~spoold.errors.FileExists` if the filename is published with other
-    bytes, and :class:`~spoold.storage.StorageUnavailable` (transient) if storage fails.
-    A call interrupted at any point can simply be repeated.
+    ``uploader`` None: the trusted spool (scp, rsync, ``spoold drop``), which creates no
+    owner. Raises :class:`~spoold.access.policy.Forbidden` (403) if the uploader may not
+    upload to the project, :class:`~spoold.errors.FileExists` if the filename is
+    published with other bytes, and :class:`~spoold.storage.StorageUnavailable`
+    (transient) if storage fails. A call interrupted at any point can simply be repeated.
     """
     project = normalize_project(dist.project)
+    if uploader is not None:
+        _authorize(storage, project, uploader)
     storage.put_file(file_key(project, dist.filename), Path(payload_path), dist.sha256)
     metadata_sha256 = (
         _store_metadata(storage, project, dist.filename, dist.metadata)
@@ -86,6 +102,8 @@ def publish(
         upload_time=now or datetime.now(UTC),
         metadata_sha256=metadata_sha256,
         requires_python=dist.requires_python,
+        uploader=uploader.user if uploader is not None else None,
+        client=client,
     )
 
     def add(current: Manifest | None) -> Manifest:
@@ -96,3 +114,22 @@ def publish(
     write_pages(storage, manifest, stored)
     manifest = ensure_listed(storage, manifest)
     return PublishResult(project, dist.filename, changed, manifest.generation)
+
+
+def _authorize(storage: Storage, project: str, uploader: Principal) -> None:
+    """Decide the upload where the publish is decided; create the owner of a new project."""
+    access = AccessStore(storage)
+    roles = access.roles(project)
+    exists = roles is not None or storage.read_doc(project_json_key(project)) is not None
+    decision = may_upload(uploader, project, roles, exists=exists)
+    if not decision:
+        raise Forbidden(decision.message)
+    if exists or uploader.user is None:
+        return
+    owner = uploader.user
+    roles, created = access.change_roles(
+        project, lambda current: current if current is not None else Roles(owners=frozenset({owner})))
+    if not created:  # another user created the project first: decide against its roles
+        decision = may_upload(uploader, project, roles, exists=True)
+        if not decision:
+            raise Forbidden(decision.message)

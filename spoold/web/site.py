@@ -230,6 +230,7 @@ def build_site(
     site.page_cache = cache
     site.guard = guard
     site.authenticator = authenticator
+    site.token_use_flush = None
     if authenticator is not None:
         flush = task.LoopingCall(lambda: run(authenticator.write_uses).addErrback(
             lambda f: log.failure("cannot record when tokens were last used", f)))

@@ -40,7 +40,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from spoold.access.authenticate import Authenticator
 from spoold.access.credentials import Credentials, parse_authorization
 from spoold.access.events import Event
-from spoold.access.policy import may_upload
+from spoold.access.policy import Forbidden, may_upload
 from spoold.access.principal import Principal, Scope
 from spoold.access.store import AccessStore
 from spoold.errors import Rejected, SpooldError, Transient
@@ -79,11 +79,6 @@ class Clock(Protocol):
     def callLater(self, delay: float, f: Any, *args: Any, **kwargs: Any) -> Any: ...
 
 
-class Forbidden(Rejected):
-    """The sender may not upload to this project (its token's projects, the roles)."""
-
-    code = "forbidden"
-    http_status = 403
 
 
 @dataclass(frozen=True, slots=True)

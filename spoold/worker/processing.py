@@ -3,16 +3,25 @@
 Plain synchronous code, run by the worker daemon on a thread pool. The decision rule is
 the error hierarchy: :class:`~spoold.errors.Rejected` (the item's fault) fails the item
 with its reason, :class:`~spoold.errors.Transient` (the environment's fault) defers it.
+
+Who sent the item is in its ``meta.json``: an HTTP upload names its user (whose roles
+are decided again at publish time, see :mod:`spoold.index.publish`); anything else came
+through the spool's folders, the trusted path. Every publish and every rejection of an
+upload is an event in the audit trail.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from spoold.access.events import Event
+from spoold.access.principal import TRUSTED, Principal
+from spoold.access.store import AccessStore
 from spoold.config import Settings
 from spoold.errors import Rejected, Transient
 from spoold.index import publish
@@ -21,7 +30,9 @@ from spoold.inspection.archive import Limits
 from spoold.spool import Claim, Outcome, Result, Spool
 from spoold.storage import Storage
 
-__all__ = ["Handled", "archive_limits", "process"]
+__all__ = ["Handled", "archive_limits", "process", "uploader_of"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +59,31 @@ def archive_limits(settings: Settings) -> Limits:
     return Limits(max_uncompressed=settings.max_uncompressed, max_ratio=settings.max_ratio)
 
 
+def uploader_of(claim: Claim, admins: frozenset[str]) -> Principal | None:
+    """The user an HTTP upload came from (None: the trusted spool's folders)."""
+    meta = claim.meta
+    if meta.via == "upload" and meta.uploader:
+        return Principal.for_user(meta.uploader, admin=meta.uploader in admins)
+    return None
+
+
+def _record(storage: Storage, claim: Claim, action: str, uploader: Principal | None, *,
+            project: str | None = None, sha256: str | None = None, detail: str | None = None) -> None:
+    meta = claim.meta
+    principal = (TRUSTED if uploader is None else uploader).describe()
+    if meta.token and uploader is not None:
+        principal = f"token {meta.token} of {uploader.user}"
+    try:
+        AccessStore(storage).record(Event(
+            action, principal, project=project, filename=claim.filename, sha256=sha256,
+            address=meta.address, user_agent=meta.user_agent, detail=detail))
+    except Exception:  # the audit trail must never turn a publish into a failure
+        log.exception("cannot record %s of %s in the audit trail", action, claim.filename)
+
+
 def process(spool: Spool, storage: Storage, claim: Claim,
-            clock: Callable[[], float] = time.monotonic, *, limits: Limits = Limits()) -> Handled:
+            clock: Callable[[], float] = time.monotonic, *, limits: Limits = Limits(),
+            admins: frozenset[str] = frozenset()) -> Handled:
     """Inspect and publish a claimed item, then move it to its end state.
 
     A bug in spoold (any exception that is neither the item's fault nor the
@@ -61,13 +95,17 @@ def process(spool: Spool, storage: Storage, claim: Claim,
     """
     started = clock()
     item = str(claim.name)
+    uploader = uploader_of(claim, admins)
     try:
         dist = inspect_file(claim.payload, claim.filename, declared=claim.meta.declared,
                             limits=limits)
-        result = publish(storage, dist, claim.payload)
+        result = publish(storage, dist, claim.payload, uploader=uploader,
+                         client=claim.meta.user_agent)
     except Rejected as e:
         outcome = Outcome(item, claim.filename, Result.REJECTED, code=e.code, message=e.message,
                           http_status=e.http_status)
+        if uploader is not None:
+            _record(storage, claim, "upload-rejected", uploader, detail=f"{e.code}: {e.message}"[:500])
         end: Callable[[], object] = partial(
             spool.fail, claim, e.code, e.message, http_status=e.http_status)
     except (Transient, OSError) as e:
@@ -85,6 +123,8 @@ def process(spool: Spool, storage: Storage, claim: Claim,
             project=dist.project, version=dist.version,
         )
         end = partial(spool.finish, claim, unchanged=not result.published)
+        if result.published:
+            _record(storage, claim, "upload", uploader, project=dist.project, sha256=dist.sha256)
     try:
         end()
     except OSError as e:

@@ -26,7 +26,13 @@ class Server:
         self.log = tmp / "serve.log"
         config = tmp / "serve.toml"
         lines = [f'spool = "{self.spool}"', f'storage = "{storage}"',
-                 'listen = ["tcp:0:interface=127.0.0.1"]', "scan_interval = 0.5"]
+                 'listen = ["tcp:0:interface=127.0.0.1"]', "scan_interval = 0.5",
+                 f'data_dir = "{tmp / "data"}"']
+        extra = dict(extra or {})
+        # The tests of 0.1 read without credentials and upload as users with every right;
+        # the access tests ask for private reads and roles explicitly.
+        extra.setdefault("read", "public")
+        extra.setdefault("admins", ["alice", "uploader", "bob"])
         if htpasswd is not None:
             lines.append(f'htpasswd = "{htpasswd}"')
         lines += [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"'

@@ -46,7 +46,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from bench_publish import build_store, project_name  # noqa: E402
 
-from spoold.access.htpasswd import add_user  # noqa: E402
+from spoold.access.accounts import add_user  # noqa: E402
 from spoold.storage import open_storage  # noqa: E402
 
 SERVER_CPU, CLIENT_CPU = "1", "0"

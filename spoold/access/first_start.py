@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from spoold.access.htpasswd import add_user
+from spoold.access.accounts import add_user
 from spoold.durable import write_atomic
 from spoold.errors import ConfigError
 

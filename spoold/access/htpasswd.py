@@ -23,20 +23,16 @@ or edited a user out of it, meant.
 
 from __future__ import annotations
 
-import contextlib
-import getpass
 import hashlib
 import hmac
 import os
 import secrets
 import stat
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 from passlib.apache import HtpasswdFile
 from passlib.context import CryptContext
@@ -44,25 +40,21 @@ from passlib.exc import UnknownHashError
 from twisted.logger import Logger
 
 from spoold.access.credentials import MAX_CREDENTIAL
-from spoold.durable import fsync_dir, write_atomic
 from spoold.errors import ConfigError, SpooldError
 
 __all__ = [
+    "CRYPT",
     "SCHEMES",
     "BadCredentials",
     "Htpasswd",
-    "add_user",
-    "check_password_for_bcrypt",
-    "check_user_name",
-    "password_from_stream",
-    "prompt_password",
+    "parse_file",
 ]
 
 log = Logger()
 
 #: The schemes a password entry may use (``passlib`` names).
 SCHEMES = ("bcrypt", "sha256_crypt", "sha512_crypt", "apr_md5_crypt")
-_CONTEXT = CryptContext(schemes=list(SCHEMES), default="bcrypt")
+CRYPT = CryptContext(schemes=list(SCHEMES), default="bcrypt")
 #: bcrypt looks at 72 bytes of a password; Apache truncates longer ones silently.
 BCRYPT_MAX_BYTES = 72
 #: Longest user name or password looked at (longer ones never match).
@@ -162,7 +154,7 @@ class Htpasswd:
             raise ConfigError(f"cannot read htpasswd file {self.path}: {e.strerror}") from None
         if len(data) > 16 * 1024 * 1024:
             raise ConfigError(f"htpasswd file {self.path} is larger than 16 MiB")
-        parsed = _parse_file(data, self.path)
+        parsed = parse_file(data, self.path)
         entries: dict[str, str] = {}
         for user in parsed.users():
             entry = parsed.get_hash(user)
@@ -290,7 +282,7 @@ class Htpasswd:
     def _refuse(self) -> bool:
         """False, after as much work as checking a real bcrypt entry."""
         self.slow_checks += 1
-        _CONTEXT.dummy_verify()
+        CRYPT.dummy_verify()
         return False
 
     def _slow_verify(self, user: str, password: str, entry: str) -> bool:
@@ -298,7 +290,7 @@ class Htpasswd:
         if entry.startswith(("$2a$", "$2b$", "$2y$", "$2x$")):
             secret = secret[:BCRYPT_MAX_BYTES]  # as Apache does for htpasswd -B entries
         try:
-            ok = bool(_CONTEXT.verify(secret, entry))
+            ok = bool(CRYPT.verify(secret, entry))
         except (UnknownHashError, ValueError, TypeError):
             # An unsupported or malformed entry is refused in no time by passlib: pay for
             # a hash anyway, or the speed of the answer tells the entry's scheme.
@@ -318,7 +310,7 @@ class Htpasswd:
         return hmac.new(self._mac_key, message, hashlib.sha256).digest()
 
 
-def _parse_file(data: bytes, path: Path) -> HtpasswdFile:
+def parse_file(data: bytes, path: Path) -> HtpasswdFile:
     try:
         data.decode("utf-8")
         return HtpasswdFile.from_string(data, encoding="utf-8", default_scheme="bcrypt")
@@ -327,102 +319,3 @@ def _parse_file(data: bytes, path: Path) -> HtpasswdFile:
 
 
 # -- writing (spoold user add) -------------------------------------------------------------
-
-
-def check_user_name(name: str) -> str:
-    """Refuse names htpasswd cannot hold or a person could not type into twine."""
-    if not name:
-        raise BadCredentials("the user name is empty")
-    if ":" in name:
-        raise BadCredentials("a user name cannot contain ':' (htpasswd separates fields with it)")
-    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in name):
-        raise BadCredentials("a user name cannot contain spaces or control characters")
-    if len(name.encode("utf-8")) > 255:
-        raise BadCredentials("a user name can be at most 255 bytes long")
-    return name
-
-
-def check_password_for_bcrypt(password: str) -> str:
-    if not password:
-        raise BadCredentials("the password is empty")
-    if "\n" in password or "\r" in password or "\x00" in password:
-        raise BadCredentials("a password cannot contain line breaks or NUL characters")
-    if len(password.encode("utf-8")) > BCRYPT_MAX_BYTES:
-        raise BadCredentials(
-            f"the password is longer than {BCRYPT_MAX_BYTES} bytes, and bcrypt ignores the "
-            f"rest; use a password of at most {BCRYPT_MAX_BYTES} bytes"
-        )
-    return password
-
-
-def add_user(path: str | os.PathLike[str], name: str, password: str, *, rounds: int = 12) -> bool:
-    """Add ``name`` with a bcrypt entry, or replace its entry; True if the user is new.
-
-    The file is written to a temporary name beside it and renamed over it, so a running
-    server (which re-reads the file when it changes) never sees half a file. Other lines
-    are kept as they were; a new file is created with mode 0600.
-    """
-    check_user_name(name)
-    check_password_for_bcrypt(password)
-    path = Path(path)
-    try:
-        existing = path.read_bytes()
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        existing = b""
-        mode = 0o600
-        _make_folders(path.parent)
-    except OSError as e:
-        raise ConfigError(f"cannot read htpasswd file {path}: {e.strerror}") from None
-    htpasswd = _parse_file(existing, path)
-    new = name not in htpasswd.users()
-    entry = _CONTEXT.handler("bcrypt").using(rounds=rounds, ident="2y").hash(password)
-    htpasswd.set_hash(name, entry)
-    data = htpasswd.to_string()
-    try:
-        write_atomic(path, data, mode=mode)
-    except OSError as e:
-        raise ConfigError(f"cannot write htpasswd file {path}: {e.strerror}") from None
-    return new
-
-
-def _make_folders(folder: Path) -> None:
-    """Create ``folder`` and its missing parents, each with mode 0700 (a password file's
-    folder is nobody else's business), durably."""
-    missing: list[Path] = []
-    while not folder.exists():
-        missing.append(folder)
-        if folder.parent == folder:
-            break
-        folder = folder.parent
-    for new in reversed(missing):
-        try:
-            os.mkdir(new, 0o700)
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise ConfigError(f"cannot create the folder {new} for the htpasswd file: {e.strerror}") from None
-        with contextlib.suppress(OSError):
-            fsync_dir(new.parent)
-
-
-def password_from_stream(stream: TextIO) -> str:
-    """The first line of ``stream`` without its line end (``--password-stdin``)."""
-    line = stream.readline(4096)
-    return line.rstrip("\r\n")
-
-
-def prompt_password(user: str, *, ask: Callable[[str], str] = getpass.getpass,
-                    err: TextIO | None = None) -> str:
-    """Ask twice on the terminal; :class:`BadCredentials` if the answers differ or the
-    input ends (Ctrl-D) before a password is given (the prompt's line is ended on ``err``,
-    stderr by default, so the error gets a line of its own)."""
-    try:
-        first = ask(f"Password for {user}: ")
-        second = ask("Again: ")
-    except EOFError:
-        print(file=err or sys.stderr)
-        raise BadCredentials("no password given (the input ended); nothing was changed") from None
-    if first != second:
-        raise BadCredentials("the passwords do not match; nothing was changed")
-    return check_password_for_bcrypt(first)

@@ -12,9 +12,8 @@ import sys
 from collections.abc import Sequence
 
 from spoold import __version__, config
-from spoold.cli import access_commands, exits
+from spoold.cli import access_commands, exits, users
 from spoold.cli.spool_commands import cmd_drop, cmd_retry, cmd_status
-from spoold.cli.users import cmd_user_add
 from spoold.systemd.notify import listen_environment
 
 #: Taken at import, before anything can import Twisted's endpoints (which consume it).
@@ -116,16 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spool", metavar="DIR", help="the spool directory")
     p.add_argument("--storage", metavar="URL", help="a path, file:///path or s3://bucket/prefix")
 
-    p = sub.add_parser("user", help="manage uploaders", description="manage uploaders")
-    users = p.add_subparsers(dest="user_command", metavar="ACTION", required=True)
-    u = users.add_parser("add", help="add a user (or change a password), bcrypt-hashed",
-                         description="add a user (or change a password), bcrypt-hashed")
-    u.set_defaults(func=cmd_user_add)
-    u.add_argument("--config", metavar="FILE", help="TOML settings file (or $SPOOLD_CONFIG)")
-    u.add_argument("--htpasswd", metavar="FILE", help="the htpasswd file (created if missing)")
-    u.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    u.add_argument("name", metavar="NAME")
-
+    users.register(sub, "TOML settings file (or $SPOOLD_CONFIG)")
     access_commands.register(sub, "TOML settings file (or $SPOOLD_CONFIG)")
 
     storage_help = "a path, file:///path or s3://bucket/prefix"

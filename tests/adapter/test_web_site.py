@@ -11,7 +11,8 @@ from testlib.web_harness import make_site, upload_form, wheel
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
 
-from spoold.access.htpasswd import Htpasswd, add_user
+from spoold.access.accounts import add_user
+from spoold.access.htpasswd import Htpasswd
 from spoold.config import Settings
 from spoold.spool.outcome import Result
 from spoold.spool.queue import Spool

@@ -13,7 +13,8 @@ import pytest
 from testlib.web_harness import make_site, upload_form, wheel
 from twisted.internet.testing import MemoryReactorClock
 
-from spoold.access.htpasswd import Htpasswd, add_user
+from spoold.access.accounts import add_user
+from spoold.access.htpasswd import Htpasswd
 from spoold.spool.outcome import Result
 from spoold.spool.queue import META, PAYLOAD, Spool
 from spoold.testing import Connection, FakeWaiter, ManualRun, basic_auth, raw_request, request

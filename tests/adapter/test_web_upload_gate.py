@@ -16,7 +16,8 @@ from testlib.web_harness import make_site, upload_form, wheel
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock
 
-from spoold.access.htpasswd import Htpasswd, add_user
+from spoold.access.accounts import add_user
+from spoold.access.htpasswd import Htpasswd
 from spoold.http.admission import AdmissionPolicy, Space
 from spoold.spool.outcome import Result
 from spoold.spool.queue import Spool

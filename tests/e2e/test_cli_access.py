@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from spoold.access.htpasswd import add_user
+from spoold.access.accounts import add_user
 
 
 def spoold(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
@@ -71,3 +71,20 @@ def test_roles_and_the_events_they_leave(config: Path) -> None:
     assert later == []
     bad = spoold("events", "--since", "yesterday", config=config)
     assert bad.returncode == 1 and "not an ISO time" in bad.stderr
+
+
+def test_user_list_and_remove_stop_the_users_tokens(config: Path, tmp_path: Path) -> None:
+    import json as _json
+
+    assert spoold("user", "list", config=config).stdout.split() == ["alice"]
+    created = spoold("token", "create", "--user", "alice", "--json", config=config)
+    token_id = _json.loads(created.stdout)["id"]
+    removed = spoold("user", "remove", "alice", config=config)
+    assert removed.returncode == 0, removed.stderr
+    assert "removed alice" in removed.stdout and f"revoked token {token_id}" in removed.stdout
+    assert _json.loads(spoold("token", "list", "--json", config=config).stdout) == []
+    assert _json.loads(spoold("user", "list", "--json", config=config).stdout) == []
+    again = spoold("user", "remove", "alice", config=config)
+    assert again.returncode == 1 and "no user 'alice'" in again.stderr
+    events = _json.loads(spoold("events", "--json", config=config).stdout)
+    assert [e["action"] for e in events] == ["token-create", "token-revoke"]

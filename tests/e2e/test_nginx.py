@@ -391,7 +391,7 @@ def test_twine_uploads_through_nginx_to_a_socket_activated_spoold(tmp_path: Path
     """The shipped pieces together: spoold.socket's socket (name "http") adopted by
     `spoold serve --listen systemd:domain=INET:name=http`, nginx in front serving the
     static tree and passing uploads on; twine uploads, pip installs."""
-    from spoold.access.htpasswd import add_user
+    from spoold.access.accounts import add_user
 
     htpasswd = tmp_path / "htpasswd"
     add_user(htpasswd, "alice", "correct horse", rounds=4)

@@ -21,7 +21,7 @@ from testlib.distbuild import wheel_members, write_sdist, write_wheel, write_zip
 from testlib.s3server import storage_url  # noqa: E402,F401  (fixture: local and s3)
 from testlib.serveproc import post_file, Server  # noqa: E402
 
-from spoold.access.htpasswd import add_user  # noqa: E402
+from spoold.access.accounts import add_user  # noqa: E402
 
 BIN = Path(sys.executable).parent
 CLIENT_ENV = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INPUT": "1",

@@ -20,7 +20,7 @@ from testlib.distbuild import write_wheel
 from testlib.serveproc import Server, post_file
 from testlib.smallfs import small_filesystem
 
-from spoold.access.htpasswd import add_user
+from spoold.access.accounts import add_user
 
 AUTH = ("alice", "correct horse")
 WRONG = "hunter2-guessed"

@@ -6,7 +6,7 @@ from testlib.distbuild import write_wheel
 from testlib.serveproc import Server, post_file
 from testlib.workerprocs import Workers, write_config
 
-from spoold.access.htpasswd import add_user
+from spoold.access.accounts import add_user
 
 AUTH = ("alice", "correct horse")
 

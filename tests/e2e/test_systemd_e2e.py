@@ -14,7 +14,7 @@ import pytest
 from testlib.distbuild import write_wheel  # noqa: E402
 from testlib.serveproc import post_file  # noqa: E402
 
-from spoold.access.htpasswd import add_user  # noqa: E402
+from spoold.access.accounts import add_user  # noqa: E402
 
 
 class FakeSystemd:

@@ -16,13 +16,8 @@ from twisted.logger import LogLevel, capturedLogs, formatEvent
 
 from spoold.access import htpasswd as htpasswd_module
 from spoold.access.credentials import Credentials, parse_authorization
-from spoold.access.htpasswd import (
-    BadCredentials,
-    Htpasswd,
-    add_user,
-    password_from_stream,
-    prompt_password,
-)
+from spoold.access.accounts import add_user, password_from_stream, prompt_password
+from spoold.access.htpasswd import BadCredentials, Htpasswd
 from spoold.errors import ConfigError
 
 
@@ -172,8 +167,8 @@ def test_a_broken_file_is_not_parsed_again_on_every_request(htfile: Path, monkey
     auth = Htpasswd(htfile)
     htfile.write_bytes(b"\xff\xfe not utf-8 :x\n")
     parsed: list[Path] = []
-    real = htpasswd_module._parse_file
-    monkeypatch.setattr(htpasswd_module, "_parse_file", lambda data, path: parsed.append(path) or real(data, path))
+    real = htpasswd_module.parse_file
+    monkeypatch.setattr(htpasswd_module, "parse_file", lambda data, path: parsed.append(path) or real(data, path))
     for _ in range(3):
         assert not auth.verify("alice", "wonderland")
     assert len(parsed) == 1
@@ -202,8 +197,8 @@ class CountingContext:
 
 @pytest.fixture
 def hashes(monkeypatch: pytest.MonkeyPatch) -> CountingContext:
-    counting = CountingContext(htpasswd_module._CONTEXT)
-    monkeypatch.setattr(htpasswd_module, "_CONTEXT", counting)
+    counting = CountingContext(htpasswd_module.CRYPT)
+    monkeypatch.setattr(htpasswd_module, "CRYPT", counting)
     return counting
 
 
@@ -244,9 +239,9 @@ def test_the_stand_in_hash_costs_what_a_real_entry_costs() -> None:
     bcrypt with the rounds `spoold user add` writes."""
     import inspect
 
-    assert htpasswd_module._CONTEXT.default_scheme() == "bcrypt"
+    assert htpasswd_module.CRYPT.default_scheme() == "bcrypt"
     default_rounds = inspect.signature(add_user).parameters["rounds"].default
-    assert htpasswd_module._CONTEXT.hash("x").startswith(f"$2b${default_rounds:02d}$")
+    assert htpasswd_module.CRYPT.hash("x").startswith(f"$2b${default_rounds:02d}$")
 
 
 def test_opening_a_missing_file_says_how_to_create_it(tmp_path: Path) -> None:

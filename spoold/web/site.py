@@ -44,6 +44,7 @@ from spoold.web.simple import SimplePolicy, SimpleResource
 from spoold.access.authenticate import Authenticator, Passwords
 from spoold.access.store import AccessStore
 from spoold.access.throttle import LoginThrottle
+from spoold.web.authcheck import AuthCheckResource
 from spoold.web.guard import Guard
 from spoold.web.upload import UploadPolicy, UploadResource
 
@@ -215,6 +216,7 @@ def build_site(
     cache = PageCache(web.page_cache, reactor.seconds) if web.page_cache > 0 else None
     root.putChild(b"simple", SimpleResource(storage_reader, run, web.simple, cache, guard))
     root.putChild(b"packages", FilesResource(storage_reader, run, web.files, guard))
+    root.putChild(b"_auth", AuthCheckResource(guard))
     root.putChild(b"health", HealthResource(spool, storage_reader.ping, run, metrics, bugs, guard))
     root.putChild(b"metrics", MetricsResource(spool, metrics, run))
     site = SpooldSite(

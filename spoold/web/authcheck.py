@@ -11,7 +11,9 @@ nginx a cache lookup, not a Python request. ``auth_request`` understands only 2x
 * 401 with the ``Basic realm="spoold"`` challenge: no or bad credentials;
 * 403 with ``X-Spoold-Denied: hidden``: a project this reader may not see -- nginx answers
   it with the same 404 as a project that does not exist; ``X-Spoold-Denied: throttled``
-  with ``Retry-After``: too many failed logins -- nginx answers 429.
+  with ``Retry-After``: too many failed logins -- nginx answers 429;
+  ``X-Spoold-Denied: filtered``: the root index, for a reader limited to some projects --
+  nginx passes the request to spoold, which lists only those (the stored root lists all).
 """
 
 from __future__ import annotations
@@ -53,6 +55,13 @@ class AuthCheckResource(LeafResource):
             finish_text(request, 401, result.message, headers=[CHALLENGE])
             return
         decision = may_read(result.principal, project, public=False)
+        path = uri_path(request.getHeader(b"x-original-uri") or b"/")
+        if decision and result.principal.projects and path.startswith("/simple/") and project is None:
+            if path == "/simple/":
+                finish_text(request, 403, "filtered", headers=[(b"x-spoold-denied", b"filtered")])
+            else:  # the stored root files themselves: not for a limited reader
+                finish_text(request, 403, "Not found", headers=[(b"x-spoold-denied", b"hidden")])
+            return
         if decision.status == 401:
             finish_text(request, 401, decision.message, headers=[CHALLENGE])
         elif decision.status == 404:
@@ -69,3 +78,7 @@ def _allowed(request: Request) -> bytes:
     request.setResponseCode(200)
     request.setHeader(b"content-length", b"0")
     return b""
+
+
+def uri_path(uri: bytes) -> str:
+    return uri.decode("latin-1").split("?", 1)[0]

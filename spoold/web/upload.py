@@ -221,11 +221,17 @@ class UploadResource(LeafResource):
                  origin: ItemMeta) -> Received:
         if body is None:
             raise UploadRefused("the upload has no body")
+        named: list[ParsedFilename] = []
+
+        def authorize(parsed: ParsedFilename) -> None:
+            named.append(parsed)
+            self._authorize(principal, parsed)
+
         try:
             return receive_upload(body, content_type, self.spool, origin, limits=self.policy.form,
-                                  authorize=lambda parsed: self._authorize(principal, parsed))
+                                  authorize=authorize)
         except Rejected as e:
-            self._record_rejection(principal, origin, e)
+            self._record_rejection(principal, origin, e, named[0] if named else None)
             raise
         finally:
             with contextlib.suppress(Exception):
@@ -241,12 +247,15 @@ class UploadResource(LeafResource):
         if not decision:
             raise Forbidden(decision.message)
 
-    def _record_rejection(self, principal: Principal, origin: ItemMeta, error: Rejected) -> None:
+    def _record_rejection(self, principal: Principal, origin: ItemMeta, error: Rejected,
+                          parsed: ParsedFilename | None) -> None:
         if self.access is None:
             return
         try:
             self.access.record(Event(
                 "upload-rejected", principal.describe(), address=origin.address,
+                project=parsed.project if parsed else None,
+                filename=parsed.filename if parsed else None,
                 user_agent=origin.user_agent, detail=f"{error.code}: {error.message}"[:500]))
         except Exception:  # the audit trail must not turn a 4xx into a 500
             log.failure("cannot record an upload rejection in the audit trail")

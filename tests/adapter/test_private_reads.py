@@ -158,7 +158,9 @@ def test_health_says_ok_to_anyone_and_details_to_readers(world: dict, site) -> N
     ("user", "/simple/secret/", 200, None),
     ("demo-token", "/packages/demo/x.whl", 200, None),
     ("demo-token", "/simple/secret/", 403, "hidden"),
-    ("demo-token", "/simple/", 200, None),
+    ("demo-token", "/simple/", 403, "filtered"),
+    ("demo-token", "/simple/index.v1.json", 403, "hidden"),
+    ("user", "/simple/index.v1.json", 200, None),
     ("revoked", "/simple/demo/", 401, None),
 ])
 def test_the_auth_request_endpoint_for_nginx(world: dict, site, who: str, uri: str, status: int,

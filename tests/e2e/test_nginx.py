@@ -197,7 +197,10 @@ def test_pip_downloads_with_hash_checking(site: Site, tmp_path: Path) -> None:
     # pip asked for JSON and got it, then the wheel.
     assert f'200 GET /simple/demo-pkg/ "{JSON}"' in log
     assert f'200 GET /packages/demo-pkg/{site.wheel.name} "application/octet-stream"' in log
-    assert site.upstream.seen == []  # nothing of that needed spoold
+    # Nothing of that needed spoold but the access checks (one per project and reader:
+    # nginx caches the answers).
+    assert {(s.method, s.path) for s in site.upstream.seen} <= {("GET", "/_auth")}
+    assert all("X-Original-URI" in s.headers for s in site.upstream.seen)
 
 
 def test_pip_resolves_from_pep658_metadata(site: Site, tmp_path: Path) -> None:
@@ -432,9 +435,17 @@ def test_twine_uploads_through_nginx_to_a_socket_activated_spoold(tmp_path: Path
         requirements = tmp_path / "requirements.txt"
         requirements.write_text(f"demo-pkg==2.0 --hash=sha256:{sha256}\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+        # The index is private (the default): nginx asks spoold before serving a read.
+        conn = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=20)
+        conn.request("GET", "/simple/demo-pkg/")
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 401 and response.headers["WWW-Authenticate"].startswith("Basic")
+        conn.close()
+        authenticated = nginx.url.replace("http://", "http://alice:correct%20horse@")
         result = subprocess.run(
             [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir",
-             "--disable-pip-version-check", "--index-url", f"{nginx.url}/simple/",
+             "--disable-pip-version-check", "--index-url", f"{authenticated}/simple/",
              "--dest", str(tmp_path / "out"), "-r", str(requirements)],
             capture_output=True, text=True, timeout=120, check=False,
             env=env | {"PIP_CONFIG_FILE": os.devnull},

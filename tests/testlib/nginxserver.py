@@ -3,7 +3,8 @@
 The site file is used as shipped except for what a deployment changes anyway, replaced
 here by exact substitutions that fail loudly if the file no longer has them: its
 ``listen`` lines (nginx cannot listen on port 0, so a free port is found first), its
-``root`` (a test's storage tree) and the upstream address (a test's spoold or stand-in).
+``root`` (a test's storage tree), the upstream address (a test's spoold or stand-in)
+and the folder of the access-check cache.
 Everything nginx writes (pid, logs, body and proxy temp files) stays in a temporary
 prefix; no root-owned global path is touched.
 """
@@ -46,9 +47,10 @@ def _replace(text: str, pattern: str, replacement: str, *, count: int | None = 1
     return new
 
 
-def render_site(text: str, *, port: int, root: Path, upstream: str) -> str:
+def render_site(text: str, *, port: int, root: Path, upstream: str, cache: Path) -> str:
     """The shipped site with its deployment-specific lines pointed at the test's."""
     listen = f"    listen 127.0.0.1:{port};"
+    text = _replace(text, r"proxy_cache_path /var/cache/nginx/spoold-auth", f"proxy_cache_path {cache}")
     text = _replace(text, r"^[ \t]*listen[ \t]+[^;]*;[ \t]*\n", "", count=None)
     text = _replace(text, r"^(\s*server_name[^;]*;)", rf"{listen}\n\1")
     text = _replace(text, r"^(\s*)root\s+[^;]+;", rf"\g<1>root {root};")
@@ -125,7 +127,8 @@ def start_nginx(
     for _attempt in range(3):
         port = free_port()
         (prefix / "spoold.conf").write_text(
-            render_site(site.read_text(), port=port, root=root, upstream=upstream)
+            render_site(site.read_text(), port=port, root=root, upstream=upstream,
+                        cache=prefix / "auth-cache")
         )
         (prefix / "error.log").write_text("")
         process = subprocess.Popen(

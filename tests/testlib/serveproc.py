@@ -25,6 +25,7 @@ class Server:
         self.storage = storage
         self.log = tmp / "serve.log"
         config = tmp / "serve.toml"
+        self.config = config
         lines = [f'spool = "{self.spool}"', f'storage = "{storage}"',
                  'listen = ["tcp:0:interface=127.0.0.1"]', "scan_interval = 0.5",
                  f'data_dir = "{tmp / "data"}"']

@@ -89,6 +89,10 @@ def simple_route(postpath: Iterable[bytes]) -> ServePage | Redirect | NotFound:
     if len(segments) > 2 or (len(segments) == 2 and segments[1] != ""):
         return NotFound()
     name = segments[0]
+    if name in ("index.html", "index.v1.json"):
+        # The stored root files, which a static server serves; spoold serves the root at
+        # /simple/ only (negotiated, and filtered for a reader limited to some projects).
+        return NotFound()
     if not is_project_name(name):
         return NotFound(f"No project named {name[:200]!r}: not a valid project name")
     project = canonicalize_name(name)

@@ -9,11 +9,11 @@ nginx a cache lookup, not a Python request. ``auth_request`` understands only 2x
 
 * 200 (empty): allowed;
 * 401 with the ``Basic realm="spoold"`` challenge: no or bad credentials;
-* 403 with ``X-Spoold-Denied: hidden``: a project this reader may not see -- nginx answers
-  it with the same 404 as a project that does not exist; ``X-Spoold-Denied: throttled``
-  with ``Retry-After``: too many failed logins -- nginx answers 429;
-  ``X-Spoold-Denied: filtered``: the root index, for a reader limited to some projects --
-  nginx passes the request to spoold, which lists only those (the stored root lists all).
+* 403: anything else -- nginx then passes the request itself to spoold, which answers it
+  as it answers any read: a project this reader may not see exactly like a project that
+  does not exist (nginx sends its own misses there too), too many failed logins 429, the
+  root of a reader limited to some projects listing only those. ``X-Spoold-Denied``
+  (``hidden``, ``throttled``, ``filtered``) says which, for logs and tests.
 """
 
 from __future__ import annotations

@@ -82,7 +82,9 @@ def make_handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             self._record()
-            if self.path.startswith("/simple/"):
+            if re.match(r"^/simple/[a-z0-9]+(-[a-z0-9]+)*/$", self.path) or self.path.startswith("/packages/"):
+                self._answer(404, b"Not found", Content_Type="text/plain")  # as spoold: absent
+            elif self.path.startswith("/simple/"):
                 self._answer(301, b"", Location="/simple/demo-pkg/")
             else:
                 self._answer(200, b"from spoold " + self.path.encode(), Content_Type="text/plain")
@@ -287,7 +289,10 @@ def test_project_url_without_slash_redirects_relatively(site: Site) -> None:
 def test_unknown_and_private_paths_are_404(site: Site, path: str) -> None:
     response, _ = site.get(path)
     assert response.status == 404
-    assert site.upstream.seen == []
+    # Misses under /simple/ and /packages/ are spoold's to answer (so a hidden project and
+    # a missing one look alike); the bookkeeping files never reach anyone.
+    assert {s.path for s in site.upstream.seen} <= {"/_auth", path}
+    assert not path.startswith(("/.", "/etc")) or site.upstream.seen == []
 
 
 @pytest.mark.parametrize("name", ["Demo_Pkg", "demo.pkg", "DEMO-PKG", "demo--pkg", "demo_pkg"])

@@ -84,8 +84,9 @@ class Server:
 
 
 def post_file(url: str, path: Path, auth: tuple[str, str], *, name: str = "big",
-              version: str = "1.0") -> tuple[int, bytes]:
-    """POST a twine-style multipart form, streaming the file from disk."""
+              version: str = "1.0", source: str | None = None) -> tuple[int, bytes]:
+    """POST a twine-style multipart form, streaming the file from disk (from the local
+    address ``source``, e.g. 127.0.0.2, to look like another client)."""
     import base64
     boundary = "spoold-test-boundary"
     sha256 = hashlib.sha256()
@@ -110,7 +111,8 @@ def post_file(url: str, path: Path, auth: tuple[str, str], *, name: str = "big",
         yield tail
 
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300,
+                                      source_address=(source, 0) if source else None)
     token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
     conn.request("POST", parts.path, body=body(), headers={
         "Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(size),

@@ -145,7 +145,9 @@ def start_spoold(work: Path, storage: Path, htpasswd: Path) -> Proc:
     port = free_port()
     spool = work / "spool"
     config = work / "spoold.toml"
-    config.write_text("access_log = false\n")
+    # Public reads (the 0.1 comparison: pypiserver and nginx check nothing either; the
+    # cost of private reads is bench_private.py's); the uploader may publish anything.
+    config.write_text(f'access_log = false\nread = "public"\nadmins = ["bench"]\ndata_dir = "{work / "data"}"\n')
     return Proc([sys.executable, "-m", "spoold", "serve", "--config", str(config), "--spool", str(spool),
                  "--storage", str(storage), "--listen", f"tcp:{port}:interface=127.0.0.1",
                  "--htpasswd", str(htpasswd)],

@@ -53,8 +53,7 @@ class AuthResult:
 class Passwords(Protocol):
     """The htpasswd accounts (:class:`spoold.access.htpasswd.Htpasswd`)."""
 
-    @property
-    def users(self) -> frozenset[str]: ...
+    def has_user(self, user: str) -> bool: ...
 
     def verify(self, user: str, password: str) -> bool: ...
 
@@ -86,7 +85,8 @@ class Authenticator:
         self.clock = clock
         self.cache_seconds = cache_seconds
         self.now = now
-        self._tokens: dict[str, tuple[Token | None, float]] = {}
+        #: token id -> (its record or None, cached until, its principal)
+        self._tokens: dict[str, tuple[Token | None, float, Principal | None]] = {}
         self._used: dict[str, float] = {}
         self._due: set[str] = set()
         self._lock = threading.Lock()
@@ -108,7 +108,7 @@ class Authenticator:
                 cached = self._tokens.get(parts[0])
             if cached is None or cached[1] <= self.clock():
                 return None
-            return self._token_result(cached[0], parts[1], credentials, address)
+            return self._token_result(cached[0], parts[1], credentials, address, cached[2])
         assert credentials.user is not None and credentials.password is not None
         if self.passwords.remembered(credentials.user, credentials.password):
             return AuthResult(self._user(credentials.user))
@@ -123,11 +123,12 @@ class Authenticator:
         if credentials.token is not None:
             token_id, secret = split_token(credentials.token) or ("", "")
             token = self.store.token(token_id)
+            principal = token.principal(admin=token.user in self.admins) if token is not None else None
             with self._lock:
-                self._tokens[token_id] = (token, self.clock() + self.cache_seconds)
+                self._tokens[token_id] = (token, self.clock() + self.cache_seconds, principal)
                 if len(self._tokens) > 10_000:
                     self._tokens.pop(next(iter(self._tokens)))
-            return self._token_result(token, secret, credentials, address)
+            return self._token_result(token, secret, credentials, address, principal)
         assert credentials.user is not None and credentials.password is not None
         if self.passwords.verify(credentials.user, credentials.password):
             return AuthResult(self._user(credentials.user))
@@ -150,6 +151,8 @@ class Authenticator:
         return f"token {parts[0]}" if parts else None
 
     def _blocked(self, credentials: Credentials, address: str | None) -> AuthResult | None:
+        if self.throttle.quiet:
+            return None
         wait = self.throttle.retry_after(address, self._key(credentials))
         if wait is None:
             return None
@@ -161,17 +164,17 @@ class Authenticator:
         return AuthResult(None, 401, message)
 
     def _token_result(self, token: Token | None, secret: str, credentials: Credentials,
-                      address: str | None) -> AuthResult:
+                      address: str | None, principal: Principal | None) -> AuthResult:
         # Compare even when there is no record, so that timing does not tell ids apart.
         matched = token.matches(secret) if token is not None else _compare_nothing(secret)
         if token is None or not matched:
             return self._failed(credentials, address, _BAD_TOKEN)
-        if token.user not in self.passwords.users:
+        if not self.passwords.has_user(token.user):
             return self._failed(credentials, address, f"{_BAD_TOKEN}: its user no longer exists")
         if token.expired(self.now()):
             return AuthResult(None, 401, token.expiry_message())
         self._note_use(token.id)
-        return AuthResult(token.principal(admin=token.user in self.admins))
+        return AuthResult(principal or token.principal(admin=token.user in self.admins))
 
     def _note_use(self, token_id: str) -> None:
         """Note a use for ``last used``, at most once a minute per token so reads stay

@@ -220,6 +220,11 @@ class Htpasswd:
         with self._lock:
             return frozenset(self._entries)
 
+    def has_user(self, user: str) -> bool:
+        """Whether the file (as last read) has this user: O(1), memory only."""
+        with self._lock:
+            return user in self._entries
+
     @property
     def problem(self) -> str | None:
         """Why no user can upload right now (the file is missing or broken), or None."""

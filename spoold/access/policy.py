@@ -17,7 +17,8 @@ from spoold.access.principal import Kind, Principal, Scope
 from spoold.access.roles import Roles
 from spoold.errors import Rejected
 
-__all__ = ["ALLOWED", "Decision", "Forbidden", "may_manage", "may_read", "may_see", "may_upload"]
+__all__ = ["ALLOWED", "Decision", "Forbidden", "may_manage", "may_read", "may_see", "may_upload",
+           "reads_everything"]
 
 
 class Forbidden(Rejected):
@@ -57,6 +58,18 @@ def may_see(principal: Principal, project: str, *, public: bool) -> bool:
     if principal.kind is Kind.TOKEN:
         return principal.reaches(project)
     return False
+
+
+def reads_everything(principal: Principal, *, public: bool) -> bool:
+    """Whether every read is allowed to this principal, whatever the project: then one
+    answer holds for all of its requests (what a reverse proxy may cache by credentials
+    alone). False for a token limited to some projects, and for anonymous on a private
+    index."""
+    if public:
+        return True
+    if principal.kind in (Kind.USER, Kind.TRUSTED):
+        return True
+    return principal.kind is Kind.TOKEN and not principal.projects
 
 
 def may_read(principal: Principal, project: str | None, *, public: bool) -> Decision:

@@ -34,6 +34,12 @@ class LoginThrottle:
             keys.append(("user", user))
         return keys
 
+    @property
+    def quiet(self) -> bool:
+        """No failure counted lately: nothing can be blocked (read without the lock; a
+        failure racing with this read is counted for the next request)."""
+        return not self._windows
+
     def retry_after(self, address: str | None, user: str | None) -> int | None:
         """Seconds until this address or user may try again, or None if not blocked."""
         now = self.clock()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import unquote
 
 from packaging.utils import canonicalize_name
 
@@ -124,19 +123,3 @@ def package_file_key(postpath: Iterable[bytes]) -> str | None:
         return check_key(file_key(project, filename))
     except InvalidKey:
         return None
-
-
-def project_of_uri(uri: bytes | str) -> str | None:
-    """The project a read of ``uri`` is about (``/simple/<p>/``, ``/packages/<p>/<file>``,
-    ``/pypi/<p>/...``, ``/project/<p>/...``), normalized; None for anything else (the root
-    index, the home page), which every reader who may read at all may read."""
-    if isinstance(uri, bytes):
-        uri = uri.decode("latin-1")
-    path = uri.split("?", 1)[0].split("#", 1)[0]
-    parts = [unquote(p) for p in path.split("/")]
-    if len(parts) < 3 or parts[0] != "" or parts[1] not in ("simple", "packages", "pypi", "project"):
-        return None
-    name = parts[2]
-    if not name or name.startswith("index.") or not is_project_name(name):
-        return None
-    return canonicalize_name(name)

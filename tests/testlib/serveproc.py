@@ -16,6 +16,17 @@ from urllib.parse import urlsplit
 _LISTENING = re.compile(rb"serving the index at (http://127\.0\.0\.1:\d+)/simple/")
 
 
+def _toml(value: object) -> str:
+    """A setting's value in TOML (strings, numbers, booleans and lists of them)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return repr(value)
+
+
 class Server:
     """``spoold serve`` in a child process; ``url`` is its base URL once it listens."""
 
@@ -36,8 +47,7 @@ class Server:
         extra.setdefault("admins", ["alice", "uploader", "bob"])
         if htpasswd is not None:
             lines.append(f'htpasswd = "{htpasswd}"')
-        lines += [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"'
-                  for k, v in (extra or {}).items()]
+        lines += [f"{k} = {_toml(v)}" for k, v in extra.items()]
         config.write_text("\n".join(lines) + "\n")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "spoold", "serve", "--config", str(config)],

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from spoold.access.events import Event
-from spoold.access.policy import may_manage, may_read, may_see, may_upload
+from spoold.access.policy import may_manage, may_read, may_see, may_upload, reads_everything
 from spoold.access.principal import ANONYMOUS, TRUSTED, Kind, Principal, Scope
 from spoold.access.roles import Role, Roles
 from spoold.access.store import AccessStore
@@ -91,6 +91,20 @@ def test_reads() -> None:
     assert not may_see(ANONYMOUS, "demo", public=False) and may_see(ANONYMOUS, "demo", public=True)
 
 
+def test_who_reads_everything() -> None:
+    """The one answer a reverse proxy may cache by credentials alone: it must agree with
+    may_read on every project for everyone it says True of."""
+    whole, limited = token_principal({"read"}, set()), token_principal({"read"}, {"demo"})
+    assert reads_everything(ALICE, public=False) and reads_everything(ADMIN, public=False)
+    assert reads_everything(whole, public=False) and reads_everything(TRUSTED, public=False)
+    assert not reads_everything(limited, public=False) and not reads_everything(ANONYMOUS, public=False)
+    assert reads_everything(ANONYMOUS, public=True) and reads_everything(limited, public=True)
+    for who in (ALICE, ADMIN, whole, TRUSTED, limited, ANONYMOUS):
+        for public in (False, True):
+            if reads_everything(who, public=public):
+                assert all(may_read(who, p, public=public) for p in ("demo", "other", None))
+
+
 def test_uploads() -> None:
     roles = Roles(owners=frozenset({"bob"}), maintainers=frozenset({"carol"}))
     assert may_upload(ANONYMOUS, "demo", None, exists=False).status == 401
@@ -161,6 +175,13 @@ def test_more_than_ten_failures_a_minute_block_until_the_minute_is_over() -> Non
     assert throttle.retry_after("192.0.2.7", "bob") is None  # others are not slowed
     clock.now += 40
     assert throttle.retry_after("10.0.0.9", "alice") is None
+
+
+def test_the_throttle_is_quiet_until_a_failure() -> None:
+    throttle = LoginThrottle(clock=Clock())
+    assert throttle.quiet
+    throttle.failed("10.0.0.9", None)
+    assert not throttle.quiet
 
 
 def test_the_throttle_is_bounded() -> None:

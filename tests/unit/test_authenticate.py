@@ -38,6 +38,9 @@ class Passwords:
     def remembered(self, user: str, password: str) -> bool:
         return (user, password) in self.known
 
+    def has_user(self, user: str) -> bool:
+        return user in self.users
+
 
 class Clock:
     def __init__(self) -> None:

@@ -106,6 +106,7 @@ def test_file_changes_are_picked_up_by_size_and_mtime(htfile: Path) -> None:
     assert auth.verify("zed", "zzzzzzzzzz")
     assert not auth.verify("alice", "wonderland")
     assert auth.users == {"zed"}
+    assert auth.has_user("zed") and not auth.has_user("alice")
 
 
 def test_explicit_reload_forgets_the_cache(htfile: Path) -> None:

@@ -43,8 +43,9 @@ class Settings:
     htpasswd: str | None = None
     #: ``private``: every read needs a user or a token; ``public``: reads need nothing.
     read: str = "private"
-    #: Users who may do everything (upload anywhere, manage every project).
-    admins: tuple[str, ...] = ()
+    #: Users who may do everything (upload anywhere, manage every project). By default
+    #: the user ``admin``, whom a first start creates (see ``access/first_start.py``).
+    admins: tuple[str, ...] = ("admin",)
     #: Worker threads inspecting and publishing in one process.
     threads: int = 4
     #: Largest upload accepted, in bytes (413 above it).

@@ -1,12 +1,11 @@
 """Handlers for the maintenance commands: reindex, yank, unyank, remove.
 
-Each takes plain arguments (as parsed by ``spoold.cli.main``) and returns an exit code. Errors
-a user can fix are printed on one line, never as a traceback:
-
-* 0 -- done (also when there was nothing to change: the commands are idempotent);
-* 1 -- the named project, file or version does not exist, or the index is damaged;
-* 2 -- bad storage URL or settings (:class:`~spoold.errors.ConfigError`);
-* 3 -- the storage is unreachable (:class:`~spoold.errors.Transient`); try again.
+Each takes plain arguments (as parsed by ``spoold.cli.main``) and returns an exit status
+of :mod:`spoold.cli.exits` (0 done, also when there was nothing to change; 1 the named
+project, file or version does not exist; 75 the storage is unreachable; 78 a setting to
+fix). Errors a user can fix are printed on one line, never as a traceback. Every yank,
+unyank and removal that changed something is an event of the audit trail, recorded as the
+command line's (``cli (USER)``).
 """
 
 from __future__ import annotations
@@ -15,9 +14,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
+from spoold.access.events import Event
+from spoold.access.store import AccessStore
 from spoold.cli import exits
+from spoold.cli.access_commands import operator
 from spoold.cli.exits import ExitStatus
 from spoold.index import ReindexProgress, extract_metadata, reindex, remove, unyank, yank
+from spoold.index.changes import ChangeResult
 from spoold.index.reindex import MetadataExtractor
 from spoold.storage import Storage, open_storage
 
@@ -35,6 +38,12 @@ def _open(storage_url: str | Storage) -> Storage:
     storage = storage_url if isinstance(storage_url, Storage) else open_storage(storage_url)
     storage.probe()
     return storage
+
+
+def _record(storage: Storage, action: str, result: ChangeResult, detail: str | None = None) -> None:
+    store = AccessStore(storage)
+    for filename in result.filenames:
+        store.record(Event(action, operator(), project=result.project, filename=filename, detail=detail))
 
 
 def reindex_command(
@@ -86,8 +95,10 @@ def yank_command(
     out = out or sys.stdout
 
     def action() -> int:
-        result = yank(_open(storage_url), project, target, reason)
+        storage = _open(storage_url)
+        result = yank(storage, project, target, reason)
         if result.changed:
+            _record(storage, "yank", result, reason or None)
             print(f"yanked {', '.join(result.filenames)}", file=out)
         else:
             print(f"{target} was already yanked with that reason", file=out)
@@ -108,8 +119,10 @@ def unyank_command(
     out = out or sys.stdout
 
     def action() -> int:
-        result = unyank(_open(storage_url), project, target)
+        storage = _open(storage_url)
+        result = unyank(storage, project, target)
         if result.changed:
+            _record(storage, "unyank", result)
             print(f"unyanked {', '.join(result.filenames)}", file=out)
         else:
             print(f"{target} was not yanked", file=out)
@@ -130,7 +143,9 @@ def remove_command(
     out = out or sys.stdout
 
     def action() -> int:
-        remove(_open(storage_url), project, filename)
+        storage = _open(storage_url)
+        result = remove(storage, project, filename)
+        _record(storage, "remove", result)
         print(f"removed {filename}", file=out)
         return ExitStatus.OK
 

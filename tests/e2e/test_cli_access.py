@@ -88,3 +88,45 @@ def test_user_list_and_remove_stop_the_users_tokens(config: Path, tmp_path: Path
     assert again.returncode == 1 and "no user 'alice'" in again.stderr
     events = _json.loads(spoold("events", "--json", config=config).stdout)
     assert [e["action"] for e in events] == ["token-create", "token-revoke"]
+
+
+def test_a_first_start_opens_the_index_to_its_admin_only(tmp_path: Path) -> None:
+    """No user yet: ``spoold serve`` creates ``admin`` (an admin by default), writes its
+    password to a file only its owner reads, logs where it is but never the password, and
+    the private index lets that user in and nobody else."""
+    import base64
+    import re
+    import signal
+    import time
+    import urllib.error
+    import urllib.request
+
+    (tmp_path / "store").mkdir()
+    config = tmp_path / "spoold.toml"
+    config.write_text(f'spool = "{tmp_path / "spool"}"\nstorage = "{tmp_path / "store"}"\n'
+                      f'data_dir = "{tmp_path / "data"}"\nlisten = ["tcp:0:interface=127.0.0.1"]\n')
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "spoold", "serve", "--config", str(config)],
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not (m := re.search(rb"serving the index at (http://127\.0\.0\.1:\d+)/", log.read_bytes())):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        url = m[1].decode()
+        password_file = tmp_path / "data" / "admin-password"
+        assert password_file.stat().st_mode & 0o777 == 0o600
+        password = password_file.read_text().strip()
+        assert str(password_file) in log.read_text() and password not in log.read_text()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url + "/simple/", timeout=10)
+        assert refused.value.code == 401
+        login = urllib.request.Request(url + "/simple/", headers={
+            "Authorization": "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()})
+        assert urllib.request.urlopen(login, timeout=10).status == 200
+        listed = spoold("user", "list", "--json", config=config)
+        assert json.loads(listed.stdout) == [{"user": "admin", "admin": True}], listed.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0

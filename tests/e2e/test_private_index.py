@@ -182,6 +182,10 @@ def test_uploads_with_a_token_limited_to_one_project(server: Server, tmp_path: P
     uv = run(str(BIN / "uv"), "publish", "--publish-url", server.upload, "--token", upload,
              str(write_sdist(tmp_path, "demo-app", "2.0")))
     assert uv.returncode == 0, uv.stdout + uv.stderr
+    again = run(str(BIN / "uv"), "publish", "--publish-url", server.upload, "--token", upload,
+                "--check-url", server.index.replace("http://", f"http://__token__:{upload}@"), str(mine))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "already exists" in again.stdout + again.stderr  # uv skipped it after asking the index
     theirs = write_wheel(tmp_path, "other-lib", "2.0")
     refused = run(str(BIN / "twine"), "upload", "--repository-url", server.upload, "-u", "__token__",
                   "-p", upload, "--non-interactive", "--disable-progress-bar", str(theirs))

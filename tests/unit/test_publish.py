@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from spoold.access.store import AccessStore
 from spoold.cli import admin
 from spoold.index import publish, reindex
 from spoold.storage import Storage, open_storage
@@ -53,6 +54,10 @@ def test_admin_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert admin.remove_command(url, "cli", "../../etc/passwd") == 1
     assert "is not a distribution filename" in capsys.readouterr().err
     assert admin.remove_command(url, "cli", d.filename) == 0
+    events = [(e.action, e.project, e.filename, e.detail) for e in AccessStore(storage).events()]
+    assert events == [("yank", "cli", d.filename, "why"), ("unyank", "cli", d.filename, None),
+                      ("remove", "cli", d.filename, None)]  # what changed nothing is no event
+    assert all(e.principal.startswith("cli") for e in AccessStore(storage).events())
     assert admin.yank_command("ftp://x", "cli", "1.0") == 78
     assert "unsupported scheme" in capsys.readouterr().err
     blocker = tmp_path / "file"

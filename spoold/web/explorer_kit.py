@@ -122,8 +122,13 @@ class Explorer:
         return None
 
     def must_log_in(self, request: Request) -> None:
-        if request.method in (b"GET", b"HEAD") and wants_html(_text(request.getHeader(b"accept"))):
-            self.redirect(request, login_location(request.uri.decode("latin-1")))
+        if wants_html(_text(request.getHeader(b"accept"))):
+            if request.method in (b"GET", b"HEAD"):
+                self.redirect(request, login_location(request.uri.decode("latin-1")))
+            else:  # a form sent without a session: refused, and no password dialog
+                self.message(request, None, 403, "Refused",
+                             "You are not logged in (or this form came from another site); nothing "
+                             "was changed.", link=("/login", "Log in"))
             return
         body = self.render_message(None, 401, "Log in first",
                                    "This index is private: log in, or send a user name and password "

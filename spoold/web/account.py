@@ -16,6 +16,7 @@ answered 403 and changes nothing. Every change is an event in the audit trail
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -27,8 +28,11 @@ from spoold.access.roles import Role, Roles
 from spoold.access.tokens import BadToken, new_token, parse_expiry
 from spoold.errors import SpooldError
 from spoold.explorer.pages import page
+from spoold.explorer.release import version_states
 from spoold.index.changes import unyank, yank
 from spoold.index.documents import NotFound
+from spoold.index.pages import parse_project_json
+from spoold.storage.keys import project_json_key
 from spoold.web.explorer_kit import Explorer, Who
 from spoold.web.responses import LeafResource
 
@@ -85,16 +89,15 @@ class Account(LeafResource):
         revoked = request.args.get(b"revoked")
         if message is None and revoked:
             message = f"Token {revoked[0].decode('ascii', 'replace')[:16]} was revoked."
-        listing = await ex.run(self._listing, user)
-        ex.send(request, page("account", "Account", ex.nav(who), user=user, tokens=listing[0],
-                              projects=listing[1], new_token=new_token_text, message=message,
+        tokens = await ex.run(self._listing, user)
+        ex.send(request, page("account", "Account", ex.nav(who), user=user, tokens=tokens,
+                              new_token=new_token_text, message=message,
                               csrf=ex.guard.keeper.csrf(who.session) if who.session else "",
                               base=ex.base(request)), status=status, cache="no-store")
 
-    def _listing(self, user: str) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    def _listing(self, user: str) -> list[dict[str, Any]]:
         access = self.ex.access
-        tokens = [t.listing(access.last_used(t.id)) for t in access.tokens(user)]
-        return tokens, []
+        return [t.listing(access.last_used(t.id)) for t in access.tokens(user)]
 
     async def _post(self, request: Request) -> None:
         ex = self.ex
@@ -193,8 +196,6 @@ class Manage:
         who, manifest = allowed
         roles = await ex.run(ex.access.roles, project) or Roles()
         releases = []
-        from spoold.explorer.release import version_states
-
         states = version_states((e.version, e.yanked is not None) for e in manifest.files)
         for version, yanked in states.items():
             files = [e for e in manifest.files if e.version == version]
@@ -270,9 +271,6 @@ class Manage:
 
 
 def _read_manifest(storage: Any, project: str) -> Any:
-    from spoold.index.pages import parse_project_json
-    from spoold.storage.keys import project_json_key
-
     stored = storage.read_page(project_json_key(project))
     return parse_project_json(stored.data) if stored is not None else None
 
@@ -282,7 +280,5 @@ def _arg(request: Request, name: bytes) -> str:
     return values[0].decode("utf-8", "replace")[:300] if values else ""
 
 
-def _now() -> Any:
-    from datetime import UTC, datetime
-
+def _now() -> datetime:
     return datetime.now(UTC)

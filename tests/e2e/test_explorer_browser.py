@@ -89,6 +89,19 @@ def fetch(url: str, auth: tuple[str, str] | None = None, accept: str = "*/*") ->
         return e.code, e.read()
 
 
+def wait_for(driver, condition, timeout: float = 20):  # type: ignore[no-untyped-def]
+    """Wait until ``condition(driver)`` holds (a click's navigation may still be loading)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, ignored_exceptions=(NoSuchElementException,
+                                                              StaleElementReferenceException)).until(condition)
+
+
+def text_of(css: str, wanted: str):  # type: ignore[no-untyped-def]
+    return lambda d: wanted in d.find_element("css selector", css).text
+
+
 def no_overflow(driver) -> bool:  # type: ignore[no-untyped-def]
     return bool(driver.execute_script(
         "return document.documentElement.scrollWidth <= window.innerWidth + 1"))
@@ -117,13 +130,14 @@ def test_login_and_search(world) -> None:  # type: ignore[no-untyped-def]
     driver.find_element("name", "user").send_keys(ALICE[0])
     driver.find_element("name", "password").send_keys(ALICE[1])
     driver.find_element("css selector", "form.stack button[type=submit]").click()
-    assert driver.current_url == f"{server.url}/project/explorer-setuptools/"
+    wait_for(driver, lambda d: d.current_url == f"{server.url}/project/explorer-setuptools/")
     driver.get(f"{server.url}/")
     assert "4 projects" in driver.find_element("tag name", "h1").text
     shot(world, "home")
     search = driver.find_element("css selector", "form.search.big input[name=q]")
     search.send_keys("explorer")
     search.submit()
+    wait_for(driver, lambda d: "/search/" in d.current_url)
     links = [a.get_attribute("href") for a in driver.find_elements("css selector", "ul.projects a")]
     assert links == [f"{server.url}/project/{n}/" for n in ("explorer-hatchling", "explorer-poetry",
                                                              "explorer-setuptools")]
@@ -196,7 +210,7 @@ def test_tokens_are_made_and_revoked_in_the_account_page(world) -> None:  # type
     driver.find_element("name", "description").send_keys("browser test")
     driver.find_element("name", "projects").send_keys("explorer-poetry")
     driver.find_element("css selector", "form[action='/account/tokens'] button").click()
-    token = driver.find_element("id", "new-token").text
+    token = wait_for(driver, lambda d: d.find_element("id", "new-token").text)
     assert token.startswith("spoold_")
     shot(world, "account-new-token")
     assert fetch(f"{server.url}/simple/explorer-poetry/", ("__token__", token))[0] == 200
@@ -207,7 +221,7 @@ def test_tokens_are_made_and_revoked_in_the_account_page(world) -> None:  # type
     driver.get(f"{server.url}/account/")
     assert token not in driver.page_source  # shown once
     driver.find_element("css selector", "tr.token-row button.danger").click()
-    assert "was revoked" in driver.find_element("css selector", "p.notice").text
+    wait_for(driver, text_of("p.notice", "was revoked"))
     assert fetch(f"{server.url}/simple/explorer-poetry/", ("__token__", token))[0] == 401
 
 
@@ -215,10 +229,10 @@ def test_yank_and_unyank_through_the_manage_page(world) -> None:  # type: ignore
     server, driver = world["server"], world["driver"]
     driver.get(f"{server.url}/project/explorer-setuptools/")
     driver.find_element("link text", "Manage this project").click()
-    box = driver.find_element("id", "release-1.1.0")
+    box = wait_for(driver, lambda d: d.find_element("id", "release-1.1.0"))
     box.find_element("name", "reason").send_keys("broken wheel")
     box.find_element("css selector", "button.danger").click()
-    assert "Yanked 1.1.0" in driver.find_element("css selector", "p.notice").text
+    wait_for(driver, text_of("p.notice", "Yanked 1.1.0"))
     shot(world, "manage")
     driver.get(f"{server.url}/project/explorer-setuptools/")
     assert driver.find_element("css selector", "header.title h1").text == "explorer-setuptools 1.0.0"
@@ -230,6 +244,7 @@ def test_yank_and_unyank_through_the_manage_page(world) -> None:  # type: ignore
     assert all(f["yanked"] and f["yanked_reason"] == "broken wheel" for f in doc["releases"]["1.1.0"])
     driver.get(f"{server.url}/project/explorer-setuptools/manage/")
     driver.find_element("id", "release-1.1.0").find_element("css selector", "button").click()
+    wait_for(driver, text_of("p.notice", "Unyanked 1.1.0"))
     driver.get(f"{server.url}/project/explorer-setuptools/")
     assert driver.find_element("css selector", "header.title h1").text == "explorer-setuptools 1.1.0"
     events = subprocess.run([sys.executable, "-m", "spoold", "events", "--storage", server.storage, "--json"],
@@ -264,8 +279,8 @@ def test_a_forged_cross_site_post_is_refused(world) -> None:  # type: ignore[no-
     try:
         driver.get(f"http://127.0.0.2:{evil.server_address[1]}/")
         driver.find_element("id", "go").click()
-        assert driver.current_url.startswith(server.url)
-        assert driver.find_element("tag name", "h1").text == "Refused"
+        wait_for(driver, lambda d: d.current_url.startswith(server.url))
+        wait_for(driver, text_of("h1", "Refused"))
         shot(world, "forged-post")
     finally:
         evil.shutdown()
@@ -277,5 +292,6 @@ def test_logout(world) -> None:  # type: ignore[no-untyped-def]
     server, driver = world["server"], world["driver"]
     driver.get(f"{server.url}/")
     driver.find_element("css selector", "nav.who button").click()
+    wait_for(driver, lambda d: "Log in" in d.find_element("css selector", "nav.who").text)
     driver.get(f"{server.url}/account/")
     assert driver.current_url.startswith(f"{server.url}/login")

@@ -7,7 +7,8 @@
   rendering one project and substituting names (as bench_publish does), so it takes seconds.
 * ``spoold serve`` (public reads, no access log) on core 1; wrk (1 thread, 8 connections)
   on core 0, random projects: ``/simple/<p>/`` (HTML), ``/project/<p>/`` and
-  ``/pypi/<p>/json``, one after the other in the same run.
+  ``/pypi/<p>/json``, in interleaved rounds of the same run, each after a pass over
+  every project (the steady state of a read cache: served, or revalidated by one read).
 * Search: the in-memory index over 10,000 and 50,000 synthetic projects (names and
   summaries from a word list): p50/p99 of ``SearchIndex.search`` for a mix of queries
   (exact names, prefixes, substrings, summary words, two words, misses), its build time,
@@ -15,13 +16,14 @@
 
 Needs wrk (``apt-get install wrk``).
 
-Run:  python benchmarks/bench_explorer.py [--seconds N]
+Run:  python benchmarks/bench_explorer.py [--seconds N] [--reuse DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -139,19 +141,24 @@ def search_http(url: str, entries: list[CatalogEntry], count: int = 400) -> dict
 
 WRK = """
 local n = {projects}
+local i = -1
 math.randomseed({seed})
 request = function()
+  i = i + 1
+  if {sequential} then return wrk.format("GET", string.format("{pattern}", i % n)) end
   return wrk.format("GET", string.format("{pattern}", math.random(0, n - 1)))
 end
 """
 
 
-def wrk(url: str, pattern: str, projects: int, seconds: int, work: Path) -> tuple[float, str]:
+def wrk(url: str, pattern: str, projects: int, seconds: int, work: Path, *,
+        sequential: bool = False) -> tuple[float, str]:
     import re
     import subprocess
 
     script = work / "explorer.lua"
-    script.write_text(WRK.format(projects=projects, seed=int(time.time()), pattern=pattern))
+    script.write_text(WRK.format(projects=projects, seed=int(time.time()), pattern=pattern,
+                                 sequential="true" if sequential else "false"))
     out = subprocess.run(pinned(CLIENT_CPU, ["wrk", "-t1", "-c8", f"-d{seconds}s", "--timeout", "30s",
                                              "-s", str(script), url]), capture_output=True, text=True).stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -170,28 +177,40 @@ def serve(work: Path, storage: Path) -> Proc:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=8, help="seconds per wrk run")
+    parser.add_argument("--seconds", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per endpoint")
     parser.add_argument("--projects", type=int, default=10_000)
+    parser.add_argument("--reuse", metavar="DIR", help="a dataset folder an earlier run left")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="spoold-bench-explorer-"))
-    print(f"building the dataset in {work} ...")
+    work = Path(args.reuse) if args.reuse else Path(tempfile.mkdtemp(prefix="spoold-bench-explorer-"))
     store = work / "storage"
-    build_store(open_storage(str(store)), args.projects, 2)
-    explorer_docs(str(store), args.projects)
+    if not args.reuse:
+        print(f"building the dataset in {work} ...")
+        build_store(open_storage(str(store)), args.projects, 2)
+        explorer_docs(str(store), args.projects)
+    for leftover in ("s", "s50", "catalog-50k"):
+        shutil.rmtree(work / leftover, ignore_errors=True)
     (work / "htpasswd").write_text("")
     (work / "s").mkdir()
     server = serve(work / "s", store)
     try:
-        rows = {}
-        for label, pattern in (("/simple/<p>/", "/simple/project-%06d/"),
-                               ("/project/<p>/", "/project/project-%06d/"),
-                               ("/pypi/<p>/json", "/pypi/project-%06d/json")):
-            wrk(server.url, pattern, args.projects, 2, work)  # warm-up (fills the caches)
-            rows[label] = wrk(server.url, pattern, args.projects, args.seconds, work)
-        print(f"\nrequests/s, {2 * args.projects} files in {args.projects} projects, wrk -t1 -c8 on core "
+        endpoints = (("/simple/<p>/", "/simple/project-%06d/"), ("/project/<p>/", "/project/project-%06d/"),
+                     ("/pypi/<p>/json", "/pypi/project-%06d/json"))
+        # Interleaved rounds, so a machine shared with other work slows every column alike;
+        # before each, one pass over every project (the caches hold what readers asked for).
+        runs: dict[str, list[float]] = {label: [] for label, _ in endpoints}
+        notes: dict[str, str] = {}
+        for _ in range(args.rounds):
+            for label, pattern in endpoints:
+                wrk(server.url, pattern, args.projects, 4, work, sequential=True)
+                rate, notes[label] = wrk(server.url, pattern, args.projects, args.seconds, work)
+                runs[label].append(rate)
+        rows = {label: (statistics.median(rates), notes[label]) for label, rates in runs.items()}
+        print(f"\nrequests/s (median of {args.rounds} interleaved rounds of {args.seconds} s), "
+              f"{2 * args.projects} files in {args.projects} projects, wrk -t1 -c8 on core "
               f"{CLIENT_CPU}, spoold on the other core, public reads, default page_cache")
         for label, (rate, note) in rows.items():
-            print(f"  {label:<16} {rate:>9.1f}{note}")
+            print(f"  {label:<16} {rate:>9.1f}   rounds: {', '.join(f'{r:.0f}' for r in runs[label])}{note}")
         simple = rows["/simple/<p>/"][0]
         print(f"  project page / simple page: {rows['/project/<p>/'][0] / simple:.2f} (goal >= 0.5); "
               f"JSON API / simple page: {rows['/pypi/<p>/json'][0] / simple:.2f}")

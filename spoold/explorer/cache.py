@@ -22,7 +22,7 @@ class ExplorerCache:
     """Reactor-thread only. Keys are ``(project, anything)``; ``project`` None: not about
     one project (the home page's data), dropped by every invalidation."""
 
-    def __init__(self, ttl: float, clock: Callable[[], float], max_bytes: int = 64 << 20) -> None:
+    def __init__(self, ttl: float, clock: Callable[[], float], max_bytes: int = 128 << 20) -> None:
         self.ttl = ttl
         self.clock = clock
         self.max_bytes = max_bytes
@@ -46,6 +46,11 @@ class ExplorerCache:
             return None
         self._entries.move_to_end(key)
         return value
+
+    def peek(self, key: tuple[str | None, Any]) -> Any:
+        """The value even if it expired (None if there is none): to revalidate it."""
+        entry = self._entries.get(key)
+        return entry[0] if entry is not None else None
 
     def put(self, key: tuple[str | None, Any], value: Any, size: int, ticket: tuple[float, int]) -> None:
         read_at, epoch = ticket

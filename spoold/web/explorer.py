@@ -251,30 +251,47 @@ class Projects(Resource):
         return roles is not None and roles.may_manage(str(principal.user))
 
     async def _page(self, request: Request, project: str, version: str | None) -> None:
+        """A kept page is served as it is for ``page_cache`` seconds, then revalidated: one
+        read of the manifest (as ``/simple/<p>/`` costs), and rendered again only if the
+        manifest changed (the release views change only with it)."""
         ex = self.ex
         who = await ex.reader(request)
         if who is None:
             return
         base = ex.base(request)
-        manage = await self._may_manage(who, project) if ex.guard.sees(who.principal, project) else False
-        key = (project, ("main", version, base, manage))
-        main = ex.cache.get(key)
-        title = project
-        if main is None:
+        visible = ex.guard.sees(who.principal, project)
+        manage = await self._may_manage(who, project) if visible else False
+        nav = ex.nav(who)
+        # With no login state in the shell every reader gets the same bytes: keep them whole.
+        whole = nav.user is None and visible
+        key = (project, ("page" if whole else "main", version, base, manage))
+        kept = ex.cache.get(key)
+        if kept is None:
             ticket = ex.cache.ticket()
-            manifest = await self.manifest(project)
-            files = manifest.files if manifest is not None else ()
-            shown = version or shown_version((e.version, e.yanked is not None) for e in files)
-            if manifest is None or shown is None or not any(e.version == shown for e in files):
+            stale = ex.cache.peek(key)
+            stored = await ex.run(ex.storage.read_page, project_json_key(project))
+            if stored is None:
                 await self._absent(request)
                 return
-            view = await self._view(project, shown)
-            main = project_main(manifest, view, shown, base=base, latest=version is None, manage=manage)
-            ex.cache.put(key, main, len(main), ticket)
-        if not ex.guard.sees(who.principal, project):
+            if stale is not None and stale[1] == stored.etag:
+                kept = stale
+            else:
+                manifest = parse_project_json(stored.data, where=f"the manifest of {project}")
+                files = manifest.files
+                shown = version or shown_version((e.version, e.yanked is not None) for e in files)
+                if shown is None or not any(e.version == shown for e in files):
+                    await self._absent(request)
+                    return
+                view = await self._view(project, shown)
+                main = project_main(manifest, view, shown, base=base, latest=version is None, manage=manage)
+                title = f"{manifest.name} {version or ''}".strip()
+                kept = (shell(title, main, nav) if whole else (title, main)), stored.etag
+            size = len(kept[0]) if whole else len(kept[0][1])
+            ex.cache.put(key, kept, size, ticket)
+        if not visible:
             await self._absent(request)
             return
-        ex.send(request, shell(f"{title} {version or ''}".strip(), main, ex.nav(who)))
+        ex.send(request, kept[0] if whole else shell(kept[0][0], kept[0][1], nav))
 
 
 class Static(LeafResource):

@@ -90,6 +90,11 @@ class Settings:
     #: Largest uncompressed/compressed ratio of a whole distribution, judged once it
     #: inflates past 64 MiB (real ones stay under 5; Warehouse refuses over 50). 0: no limit.
     max_ratio: float = 100.0
+    #: Seconds a browser session (the explorer's login) lasts.
+    session_lifetime: float = 12 * 3600.0
+    #: Peers whose X-Forwarded-Proto / X-Forwarded-Host the explorer believes (a reverse
+    #: proxy on this host); from others the Host header and the connection decide.
+    forwarded_allow: tuple[str, ...] = ("127.0.0.1", "::1")
 
     @property
     def htpasswd_path(self) -> str:

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from spoold.index.documents import NotFound, normalize_project, update_manifest, write_pages
-from spoold.index.manifest import Manifest
+from spoold.index.explorer_docs import refresh
+from spoold.index.manifest import Manifest, version_from_filename
 from spoold.storage.base import Storage
-from spoold.storage.keys import file_key, metadata_key
+from spoold.storage.keys import file_key, file_record_key, metadata_key
 
 __all__ = ["ChangeResult", "remove", "unyank", "yank"]
 
@@ -48,9 +49,11 @@ def _targets(manifest: Manifest | None, project: str, target: str) -> frozenset[
 def _set_yank(storage: Storage, project: str, target: str, reason: str | None) -> ChangeResult:
     project = normalize_project(project)
     changed_files: list[str] = []
+    targeted: set[str] = set()
 
     def change(current: Manifest | None) -> Manifest:
         names = _targets(current, project, target)
+        targeted.update(names)
         assert current is not None
         changed_files[:] = sorted(
             n for n in names if (e := current.file(n)) is not None and e.yanked != reason
@@ -59,6 +62,7 @@ def _set_yank(storage: Storage, project: str, target: str, reason: str | None) -
 
     manifest, changed, stored = update_manifest(storage, project, change)
     write_pages(storage, manifest, stored)
+    refresh(storage, manifest, {e.version for e in manifest.files if e.filename in targeted})
     return ChangeResult(project, tuple(changed_files) if changed else (), manifest.generation)
 
 
@@ -94,4 +98,7 @@ def remove(storage: Storage, project: str, filename: str) -> ChangeResult:
     storage.delete(metadata_key(project, filename))
     storage.delete(file_key(project, filename))
     write_pages(storage, manifest, stored_json)
+    version = version_from_filename(filename)
+    refresh(storage, manifest, {version} if version is not None else set())
+    storage.delete(file_record_key(project, filename))
     return ChangeResult(project, (filename,) if changed or stored else (), manifest.generation)

@@ -27,6 +27,7 @@ from spoold.access.roles import Roles
 from spoold.access.store import AccessStore
 from spoold.errors import FileExists
 from spoold.index.documents import ensure_listed, normalize_project, update_manifest, write_pages
+from spoold.index.explorer_docs import record_file, refresh
 from spoold.index.manifest import FileEntry, Manifest
 from spoold.inspection.distribution import Distribution
 from spoold.storage.base import Storage
@@ -94,6 +95,7 @@ def publish(
         if dist.metadata_servable
         else None
     )
+    record_file(storage, project, dist.filename, dist.blake2_256, dist.metadata)
     entry = FileEntry(
         filename=dist.filename,
         version=dist.version,
@@ -113,6 +115,7 @@ def publish(
     manifest, changed, stored = update_manifest(storage, project, add)
     write_pages(storage, manifest, stored)
     manifest = ensure_listed(storage, manifest)
+    refresh(storage, manifest, {dist.version})
     return PublishResult(project, dist.filename, changed, manifest.generation)
 
 

@@ -27,6 +27,7 @@ from spoold.index.documents import (
     update_root,
     write_pages,
 )
+from spoold.index.explorer_docs import refresh, remember_file
 from spoold.index.manifest import FileEntry, Manifest, RootIndex, version_from_filename
 from spoold.inspection import inspect_file
 from spoold.inspection.pep658 import metadata_servable
@@ -206,6 +207,9 @@ def _reindex_project(
 
     manifest, _, stored = update_manifest(storage, project, rebuild)
     write_pages(storage, manifest, stored)
+    for entry in manifest.files:  # the explorer's records of files from before it
+        remember_file(storage, project, entry, extract)
+    refresh(storage, manifest)
     # Only now that no page advertises them: a client that read an older page may still
     # fetch one for a moment, and finds it until here.
     for key in rebuilt.withdrawn:

@@ -26,6 +26,15 @@ __all__ = [
     "roles_key",
     "token_key",
     "token_used_key",
+    "EXPLORER",
+    "CATALOG",
+    "SESSION_SECRET",
+    "catalog_key",
+    "file_record_key",
+    "first_login_key",
+    "pypi_project_key",
+    "pypi_release_key",
+    "release_view_key",
 ]
 
 SIMPLE = "simple/"
@@ -66,6 +75,16 @@ def metadata_key(project: str, filename: str) -> str:
     return f"packages/{project}/{filename}.metadata"
 
 
+def pypi_project_key(project: str) -> str:
+    """The Warehouse JSON API document of a project (``/pypi/<project>/json``)."""
+    return f"pypi/{project}/json"
+
+
+def pypi_release_key(project: str, version: str) -> str:
+    """... of one release (``/pypi/<project>/<version>/json``); ``version`` normalized."""
+    return f"pypi/{project}/{version}/json"
+
+
 # -- private records: never served (not under simple/ or packages/; nginx denies .spoold/) --
 
 ACCESS = ".spoold/access/"
@@ -88,3 +107,32 @@ def roles_key(project: str) -> str:
 def event_key(day: str, stamp: str, nonce: str) -> str:
     """One event, in a folder per UTC day so that ``--since`` lists only the days after."""
     return f".spoold/events/{day}/{stamp}-{nonce}.json"
+
+
+# -- the explorer's private documents (spoold.index.explorer_docs, spoold.explorer) --
+
+EXPLORER = ".spoold/explorer/"
+CATALOG = ".spoold/explorer/catalog/"
+#: The key that signs session cookies: created once, shared by every host on the storage.
+SESSION_SECRET = ".spoold/explorer/session-secret"
+
+
+def file_record_key(project: str, filename: str) -> str:
+    """A private copy of a file's core metadata and its blake2b-256 (every file, served
+    ``.metadata`` or not)."""
+    return f".spoold/explorer/files/{project}/{filename}.json"
+
+
+def release_view_key(project: str, version: str) -> str:
+    """What the explorer shows of one release: its metadata fields and rendered description."""
+    return f".spoold/explorer/releases/{project}/{version}.json"
+
+
+def catalog_key(shard: int) -> str:
+    """One shard of the catalog (name, summary, version, last upload of every project)."""
+    return f".spoold/explorer/catalog/{shard:02x}.json"
+
+
+def first_login_key(user: str) -> str:
+    """Created on a user's first web login (the first-run page checks it for ``admin``)."""
+    return f".spoold/explorer/first-login/{user}"

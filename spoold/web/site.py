@@ -33,7 +33,7 @@ from spoold.metrics import Metrics
 from spoold.spool.queue import Spool
 from spoold.threads import Run, pool_runner
 from spoold.web.files import FilesPolicy, FilesResource
-from spoold.web.front import UPLOAD_PATHS, Front, Legacy, Root
+from spoold.web.front import UPLOAD_PATHS, Legacy, Root
 from spoold.web.health import HealthResource, MetricsResource
 from spoold.web.protocols import StorageReader, Waiter
 from spoold.http.admission import AdmissionPolicy, Refusal
@@ -45,7 +45,7 @@ from spoold.access.authenticate import Authenticator, Passwords
 from spoold.access.store import AccessStore
 from spoold.access.throttle import LoginThrottle
 from spoold.web.authcheck import AuthCheckResource
-from spoold.web.guard import Guard
+from spoold.web.explorer_site import FormRequest, explorer_guard, mount_explorer
 from spoold.web.upload import UploadPolicy, UploadResource
 
 __all__ = [
@@ -205,15 +205,15 @@ def build_site(
             throttle=LoginThrottle(clock=reactor.seconds), clock=reactor.seconds,
             cache_seconds=settings.page_cache if settings.page_cache > 0 else 10.0,
         )
-    guard = Guard(authenticator, auth_run or run, public=settings.public_reads)
+    guard = explorer_guard(storage_reader, run, auth, authenticator, auth_run or run, settings, reactor)
     upload = UploadResource(
         spool=spool, waiter=waiter, authenticator=authenticator, run=run, reactor=reactor,
         metrics=metrics, policy=web.upload, auth_run=auth_run, access=access,
     )
     root = Root()
-    root.putChild(b"", Front(upload))
     root.putChild(b"legacy", Legacy(upload))
-    cache = PageCache(web.page_cache, reactor.seconds) if web.page_cache > 0 else None
+    explorer, cache = mount_explorer(root, storage=storage_reader, run=run, guard=guard, upload=upload,
+                                     settings=settings, page_cache=web.page_cache, reactor=reactor)
     root.putChild(b"simple", SimpleResource(storage_reader, run, web.simple, cache, guard))
     root.putChild(b"packages", FilesResource(storage_reader, run, web.files, guard))
     root.putChild(b"_auth", AuthCheckResource(guard))
@@ -227,6 +227,8 @@ def build_site(
         web=web,
         reactor=reactor,
     )
+    site.requestFactory = FormRequest  # keeps the explorer's small form bodies
+    site.explorer = explorer
     site.upload = upload
     site.gate = UploadGate(upload, web.uploads, spool.tmp, upload.auth_run)
     site.page_cache = cache

@@ -17,7 +17,7 @@ import spoold
 
 ROOT = Path(spoold.__file__).parent
 #: Stages that must stay plain synchronous code (ARCHITECTURE: "Sans-IO core, thin adapters").
-PURE = ("spool", "inspection", "storage", "index", "http")
+PURE = ("spool", "inspection", "storage", "index", "http", "explorer")
 #: Single modules elsewhere that must stay pure too: the sd_notify protocol, and the test
 #: distributions (so building one never loads the Twisted web stack).
 PURE_MODULES = ("spoold.systemd.notify", "spoold.testing.dists")

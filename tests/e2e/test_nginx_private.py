@@ -97,3 +97,49 @@ def test_pip_installs_with_a_token_through_nginx(setup: dict, tmp_path: Path) ->
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "t" / "demo").is_dir()
     assert setup["token"] not in nginx.error_log()  # never logged
+
+
+def test_the_explorer_and_json_api_through_nginx(setup: dict) -> None:
+    """The explorer and the JSON API come from spoold with URLs of the address the client
+    used; a browser's login session then opens the static tree too (the access check
+    sends the cookie), and a limited token sees its project only, there as elsewhere."""
+    import re
+    from urllib.parse import urlencode
+
+    nginx, files = setup["nginx"], setup["files"]
+    alice = "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+    bearer = f"Bearer {setup['token']}"
+    status, _, body = fetch(nginx, "/pypi/demo/json", alice)
+    assert status == 200
+    urls = [u["url"] for u in json.loads(body)["urls"]]
+    assert urls == [f"{nginx.url}/packages/demo/{files['demo'].name}"]
+    assert fetch(nginx, "/pypi/secret/json", bearer)[0] == 404
+    assert fetch(nginx, "/pypi/secret/json", alice)[0] == 200
+    page = fetch(nginx, "/project/demo/", alice, accept="text/html")
+    assert page[0] == 200 and b"pip install" in page[2]
+    searched = fetch(nginx, "/search/?q=e", bearer, accept="text/html")[2]
+    assert b'href="/project/demo/"' in searched and b"/project/secret/" not in searched
+    # A browser without a session is sent to the login page; pip still gets the challenge.
+    browser = fetch(nginx, "/project/demo/", accept="text/html")
+    assert browser[0] == 303 and browser[1]["Location"].startswith("/login")
+    assert fetch(nginx, "/simple/demo/", accept="text/html")[0] == 401
+
+    form = fetch(nginx, "/login", accept="text/html")
+    csrf = re.search(rb'name="csrf" value="([^"]*)"', form[2])[1].decode()
+    cookies = "; ".join(v.split(";", 1)[0] for k, v in form[1].items() if k.lower() == "set-cookie")
+    conn = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=30)
+    conn.request("POST", "/login", body=urlencode({"user": "alice", "password": PASSWORD, "csrf": csrf,
+                                                  "next": "/"}),
+                 headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookies,
+                          "Origin": nginx.url, "Accept": "text/html"})
+    response = conn.getresponse()
+    response.read()
+    session = [v.split(";", 1)[0] for k, v in response.getheaders() if k.lower() == "set-cookie"
+               and v.startswith("spoold_session=")]
+    conn.close()
+    assert response.status == 303 and session, response.getheaders()
+    conn = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=30)
+    conn.request("GET", f"/packages/demo/{files['demo'].name}", headers={"Cookie": session[0]})
+    download = conn.getresponse()
+    assert download.status == 200 and download.read() == files["demo"].read_bytes()
+    conn.close()

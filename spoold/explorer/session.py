@@ -52,6 +52,13 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+def _same(a: str, b: str) -> bool:
+    """Constant-time equality of two strings from anywhere: compared as bytes, because
+    ``hmac.compare_digest`` raises on a str with non-ASCII characters (a form field or a
+    cookie can carry any)."""
+    return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
+
+
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
@@ -111,7 +118,7 @@ class Sessions:
         return _b64(hmac.new(self._secret, b"csrf|" + session.sid.encode("ascii"), hashlib.sha256).digest())
 
     def check_csrf(self, session: Session, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(self.csrf(session), str(token))
+        return bool(token) and _same(self.csrf(session), str(token))
 
 
 def login_token() -> str:
@@ -124,7 +131,7 @@ def tokens_match(cookie: str | bytes | None, field: str | None) -> bool:
         return False
     if isinstance(cookie, bytes):
         cookie = cookie.decode("ascii", "replace")
-    return len(field) >= 24 and hmac.compare_digest(cookie, field)
+    return len(field) >= 24 and _same(cookie, field)
 
 
 def cookie_header(name: str, value: str, *, max_age: int | None, secure: bool) -> bytes:

@@ -82,6 +82,9 @@ def test_forged_logins_are_refused(served) -> None:  # type: ignore[no-untyped-d
     evil = Browser(site, cookies=dict(browser.cookies), origin="https://evil.example")
     assert evil.post("/login", {"user": "bob", "password": "bob-pw", "csrf": token}).status == 403
     assert SESSION_COOKIE not in evil.cookies
+    # Any bytes in the token and its cookie: refused, never a 500.
+    hostile = Browser(site, cookies={"spoold_login": "é" * 30})
+    assert hostile.post("/login", {"user": "bob", "password": "bob-pw", "csrf": "é" * 30}).status == 403
 
 
 def test_tokens_are_created_shown_once_and_revoked(served) -> None:  # type: ignore[no-untyped-def]
@@ -124,6 +127,7 @@ def test_a_forged_cross_site_post_changes_nothing(served) -> None:  # type: igno
     # Same site, but no token (or another session's)
     assert browser.post("/account/tokens", {"scope": "upload"}).status == 403
     assert browser.post("/account/tokens", {"csrf": "x" * 43, "scope": "upload"}).status == 403
+    assert browser.post("/account/tokens", {"csrf": "ü" * 43, "scope": "upload"}).status == 403
     referer_only = Browser(site, cookies=dict(browser.cookies), origin=None)
     assert referer_only.post("/account/tokens", {"csrf": csrf},
                              {"Referer": "https://evil.example/page"}).status == 403

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from packaging.metadata import parse_email
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from spoold.explorer.readme import render_description
 
@@ -136,14 +136,14 @@ def release_view(project: str, version: str, source: str, metadata: bytes | None
 def is_prerelease(version: str) -> bool:
     try:
         return Version(version).is_prerelease
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or more digits than int() takes
         return False
 
 
 def _order(version: str) -> tuple[int, Version | str]:
     try:
         return (1, Version(version))
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or more digits than int() takes
         return (0, version)
 
 

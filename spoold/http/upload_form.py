@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import IO, Any
 
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from spoold.errors import Rejected
 from spoold.hashing import Hasher
@@ -103,7 +103,7 @@ def check_form(fields: Mapping[str, str], parsed: ParsedFilename) -> None:
         raise UploadRefused("the upload form has no 'version' field")
     try:
         same = Version(version) == Version(parsed.version)
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or more digits than int() takes
         raise UploadRefused(f"the 'version' field {version[:50]!r} is not a valid version") from None
     if not same:
         raise UploadRefused(

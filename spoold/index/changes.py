@@ -41,7 +41,7 @@ def _targets(manifest: Manifest | None, project: str, target: str) -> frozenset[
     if not files:
         versions = ", ".join(manifest.versions[-10:])
         raise NotFound(
-            f"{project} has no file or version {target!r} (latest versions: {versions})"
+            f"{project} has no file or version {target[:100]!r} (latest versions: {versions})"
         )
     return frozenset(e.filename for e in files)
 

@@ -72,7 +72,7 @@ def version_from_filename(filename: str) -> str | None:
 def _version_key(version: str) -> tuple[int, Version | str]:
     try:
         return (1, Version(version))
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or more digits than int() takes
         return (0, version)
 
 
@@ -128,13 +128,13 @@ class Manifest:
         """Files whose version equals ``version`` (PEP 440 equality: 1.0 == 1.0.0)."""
         try:
             wanted: Version | str = Version(version)
-        except InvalidVersion:
+        except ValueError:  # InvalidVersion, or more digits than int() takes
             wanted = version
         out = []
         for entry in self.files:
             try:
                 have: Version | str = Version(entry.version)
-            except InvalidVersion:
+            except ValueError:  # InvalidVersion, or more digits than int() takes
                 have = entry.version
             if have == wanted:
                 out.append(entry)

@@ -32,7 +32,7 @@ import packaging.metadata
 from packaging.metadata import Metadata, parse_email
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidName, canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from spoold.errors import Rejected
 from spoold.inspection.filenames import ParsedFilename
@@ -198,7 +198,7 @@ def _lenient(
     else:
         try:
             version = Version(raw_version)
-        except InvalidVersion:
+        except ValueError:  # InvalidVersion, or more digits than int() takes
             problems.append(f"Version {raw_version[:100]!r} is not a valid PEP 440 version")
     requires_python = _requires_python(raw, problems)
     if problems:

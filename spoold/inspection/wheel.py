@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from spoold.errors import Rejected
 from spoold.inspection.archive import ArchiveLimits, InvalidArchive, Limits, Member
@@ -139,7 +139,7 @@ def _dist_info_matches(dist_info: str, parsed: ParsedFilename) -> bool:
         try:
             if Version(version) == expected:
                 return True
-        except InvalidVersion:
+        except ValueError:  # InvalidVersion, or more digits than int() takes
             continue
     return False
 

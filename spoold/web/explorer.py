@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 from twisted.internet.defer import Deferred, succeed
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
@@ -209,7 +209,7 @@ class Projects(Resource):
         if asked is not None:
             try:
                 version = str(Version(asked))
-            except InvalidVersion:
+            except ValueError:  # InvalidVersion, or more digits than int() takes
                 return ex.serve(request, lambda: self._absent(request))
         if project != name or version != asked or rest[-1:] != [""]:
             ex.redirect(request, f"/project/{project}/" + (f"{version}/" if version else ""), status=301)

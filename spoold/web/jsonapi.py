@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 from twisted.web.server import NOT_DONE_YET, Request
 
 from spoold.http.conditional import etag_matches
@@ -47,7 +47,7 @@ class JsonApi(LeafResource):
         if len(segments) == 3:
             try:
                 version = str(Version(segments[1]))
-            except InvalidVersion:
+            except ValueError:  # InvalidVersion, or more digits than int() takes
                 version = None
             if version is None:
                 return send_text(request, 404, f"No release {segments[1]!r} of {project}")

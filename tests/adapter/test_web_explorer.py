@@ -79,8 +79,10 @@ def test_release_pages(public) -> None:  # type: ignore[no-untyped-def]
             assert r.status == 404  # 2.0.0 normalizes to itself; there is no such release
             continue
         assert (r.status, r.header("location")) == (301, location), path
+    huge = "9" * 5000  # more digits than int() converts: not a version, not a 500
     for path in ("/project/nope/", "/project/demo-pkg/9.9/", "/project/demo-pkg/not-a-version/",
-                 "/project/", "/project/demo-pkg/2.0/extra"):
+                 "/project/", "/project/demo-pkg/2.0/extra", f"/project/demo-pkg/{huge}/",
+                 f"/pypi/demo-pkg/{huge}/json"):
         assert request(site, "GET", path).status == 404, path
 
 

@@ -46,6 +46,9 @@ def test_admin_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     err = capsys.readouterr().err
     assert err.startswith("spoold yank: error: cli has no file or version '7.0'")
     assert "Traceback" not in err and err.count("\n") == 1
+    assert admin.yank_command(url, "cli", "9" * 5000) == 1  # more digits than int() takes
+    err = capsys.readouterr().err
+    assert "no file or version" in err and len(err) < 300
     assert admin.reindex_command(url, []) == 0
     assert "reindexed 1 project(s), 1 file(s)" in capsys.readouterr().out
     assert admin.reindex_command(url, ["missing"]) == 1

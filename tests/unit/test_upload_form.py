@@ -44,6 +44,7 @@ def test_a_twine_form_is_accepted() -> None:
      ({"name": "other"}, "names the project 'other'"),
      ({"version": None}, "no 'version' field"),
      ({"version": "two"}, "'two' is not a valid version"),
+     ({"version": "9" * 5000}, "is not a valid version"),  # more digits than int() takes
      ({"version": "2.0"}, "says version '2.0'"),
      ({"sha256_digest": "  "}, "has no digest")],
 )

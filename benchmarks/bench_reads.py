@@ -79,6 +79,7 @@ class Server:
                 break
             except OSError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
                     raise SystemExit(f"server did not start; see {log}") from None
                 time.sleep(0.1)
 

@@ -325,9 +325,22 @@ class LocalStorage(Storage):
     # -- serving -----------------------------------------------------------------------
 
     def read_page(self, key: str) -> Page | None:
-        data = self.read_bytes(key)
-        if data is None:
+        """Every index read comes here: plain system calls, no path objects."""
+        try:
+            fd = os.open(f"{self.url}/{check_key(key)}", os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise self._wrap(exc, f"read {key}") from exc
+        try:
+            chunks = []
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+        except OSError as exc:
+            raise self._wrap(exc, f"read {key}") from exc
+        finally:
+            os.close(fd)
+        data = b"".join(chunks)
         return Page(data, '"' + hashlib.sha256(data).hexdigest()[:32] + '"')
 
     def local_path(self, key: str) -> Path | None:

@@ -128,6 +128,9 @@ class _Importer:
                 except InvalidFilename as exc:
                     file.state, file.reason = "rejected", exc.message
                     continue
+                if candidate.filename in queued:  # an earlier run's item: its outcome counts
+                    file.state, file.item = "waiting", queued[candidate.filename]
+                    continue
                 entry = (manifest.file(candidate.filename)
                          if (manifest := self.manifest(project)) is not None else None)
                 if entry is not None:
@@ -138,8 +141,6 @@ class _Importer:
                         file.state = "rejected"
                         file.reason = (f"already published with other bytes (sha256 {entry.sha256}, "
                                        f"this file {sha256}); published files are immutable")
-                elif candidate.filename in queued:
-                    file.state, file.item = "waiting", queued[candidate.filename]
 
     def _duplicate(self, file: _File, first: _File) -> None:
         same = (hash_file(file.candidate.path, blake2=False).sha256

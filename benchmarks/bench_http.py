@@ -316,13 +316,46 @@ def twine_rate(server: Proc, count: int, tag: str, auth: tuple[str, str] | None,
 # -- main ----------------------------------------------------------------------------------
 
 
+def uploads_only(quick: bool) -> None:
+    """spoold's upload cost alone: CPU per upload and upload-to-visible at both sizes."""
+    n_uploads = 40 if quick else 200
+    work = Path(tempfile.mkdtemp(prefix="spoold-bench-uploads-"))
+    try:
+        htpasswd = work / "htpasswd"
+        add_user(htpasswd, "bench", "bench-password", rounds=10)
+        rows = {}
+        for projects in (500, 10_000):
+            storage = work / f"storage-{projects}"
+            build_store(open_storage(str(storage)), projects, 2)
+            (work / f"s-{projects}").mkdir()
+            server = start_spoold(work / f"s-{projects}", storage, htpasswd)
+            try:
+                rows[projects * 2] = uploads(server, n_uploads, projects, "bench:bench-password")
+            finally:
+                server.stop()
+        print(f"{'files':>7} {'uploads/s':>10} {'cpu ms/up':>10} {'visible p50 ms':>15} {'new proj cpu ms':>16}"
+              f" {'new proj visible':>17}")
+        for files, r in rows.items():
+            print(f"{files:>7} {r['uploads/s']:>10.1f} {r['cpu ms/upload']:>10.1f} {r['visible ms p50']:>15.1f}"
+                  f" {r['new project cpu ms']:>16.1f} {r['new project visible ms p50']:>17.1f}")
+        print(f"\ncpu per upload 20,000 / 1,000 files: {rows[20_000]['cpu ms/upload'] / rows[1_000]['cpu ms/upload']:.2f}"
+              " (goal: <= 5 ms, flat)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="shorter runs")
     parser.add_argument("--pypiserver", default=shutil.which("pypi-server") or str(Path(sys.executable).parent / "pypi-server"),
                         help="the pypi-server executable")
     parser.add_argument("--seconds", type=int, default=None, help="seconds per wrk run")
+    parser.add_argument("--uploads-only", action="store_true",
+                        help="only spoold's upload figures (CPU per upload at 1,000 and 20,000 files)")
     args = parser.parse_args()
+    if args.uploads_only:
+        uploads_only(args.quick)
+        return
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
     have_pypiserver = Path(args.pypiserver).exists()

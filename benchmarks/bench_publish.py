@@ -150,7 +150,8 @@ def table(title: str, rows: list[tuple[str, list[float]]], target: float | None)
 
 
 def compare_store_sizes(
-    make: Callable[[str], Storage], sizes: tuple[int, int], samples: int, workdir: Path, kind: str
+    make: Callable[[str], Storage], sizes: tuple[int, int], samples: int, workdir: Path, kind: str,
+    new_samples: int | None = None, only_new: bool = False,
 ) -> None:
     small, large = sizes
     started = time.perf_counter()
@@ -163,6 +164,23 @@ def compare_store_sizes(
           f"in {time.perf_counter() - started:.1f} s")
     # Publish into existing projects spread over the whole store (new files, not new
     # projects): the common case, and the one that must not depend on the store's size.
+    if not only_new:
+        existing_projects(stores, small, large, samples, workdir, kind)
+    # New projects touch the root index (one compare-and-swap of its JSON and a rewrite of
+    # both root pages, whose size is the number of projects).
+    rows = run_pair(
+        f"new project, {small:,} projects",
+        lambda n: (stores[small], f"fresh-{n:06d}"),
+        f"new project, {large:,} projects",
+        lambda n: (stores[large], f"fresh-{n:06d}"),
+        new_samples or max(10, samples // 10),
+        workdir / f"{kind}-new",
+    )
+    table(f"[{kind}] publish the first file of a new project (updates the root index)", rows, 1.3)
+
+
+def existing_projects(stores: dict[int, Storage], small: int, large: int, samples: int,
+                      workdir: Path, kind: str) -> None:
     rows = run_pair(
         f"{small:,} projects",
         lambda n: (stores[small], project_name((n * 7919) % small)),
@@ -172,17 +190,6 @@ def compare_store_sizes(
         workdir / f"{kind}-stores",
     )
     table(f"[{kind}] publish a new file into an existing project, by store size", rows, 1.3)
-    # New projects do touch the root index (one compare-and-swap of its JSON), whose size
-    # is the number of projects: reported so nobody is surprised.
-    rows = run_pair(
-        f"new project, {small:,} projects",
-        lambda n: (stores[small], f"fresh-{n:06d}"),
-        f"new project, {large:,} projects",
-        lambda n: (stores[large], f"fresh-{n:06d}"),
-        max(10, samples // 10),
-        workdir / f"{kind}-new",
-    )
-    table(f"[{kind}] publish the first file of a new project (updates the root index)", rows, None)
 
 
 def compare_project_sizes(
@@ -211,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", nargs=2, type=int, default=[10, 2000],
                         metavar=("SMALL", "LARGE"), help="project sizes (default 10 2000)")
     parser.add_argument("--samples", type=int, default=200, help="publishes per case")
+    parser.add_argument("--new-samples", type=int, default=60, help="new projects per store size")
+    parser.add_argument("--only-new", action="store_true", help="only the new-project comparison")
     parser.add_argument("--dir", type=Path, help="work directory (default: a temp dir)")
     parser.add_argument("--no-fsync", action="store_true", help="skip fsync (not safe)")
     parser.add_argument("--s3", action="store_true",
@@ -224,8 +233,10 @@ def main(argv: list[str] | None = None) -> int:
             return LocalStorage(workdir / name, fsync=not args.no_fsync)
 
         print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, work dir {workdir}")
-        compare_store_sizes(local, tuple(args.projects), args.samples, workdir, "local")
-        compare_project_sizes(local, tuple(args.files), args.samples, workdir, "local")
+        compare_store_sizes(local, tuple(args.projects), args.samples, workdir, "local",
+                            args.new_samples, args.only_new)
+        if not args.only_new:
+            compare_project_sizes(local, tuple(args.files), args.samples, workdir, "local")
 
         if args.s3:
             sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))

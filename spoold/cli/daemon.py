@@ -133,7 +133,7 @@ def serve_extra(settings: Settings, endpoints: list[Endpoint]) -> Extra:
         site = build_site(
             storage_reader=worker.storage, spool=worker.spool, waiter=worker, auth=auth,
             settings=settings, reactor=reactor, threadpool=pool, auth_threadpool=auth_pool,
-            bugs=lambda: Bugs(worker.bugs, worker.last_bug),
+            bugs=lambda: Bugs(worker.bugs, worker.last_bug), access_log_to=sys.stdout,
         )
         site.noisy = False
         metrics = site.metrics

@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     users.register(sub, "TOML settings file (or $SPOOLD_CONFIG)")
     access_commands.register(sub, "TOML settings file (or $SPOOLD_CONFIG)")
+    from spoold.cli import import_command
+
+    import_command.register(sub, "TOML settings file (or $SPOOLD_CONFIG)")
 
     storage_help = "a path, file:///path or s3://bucket/prefix"
     p = command("reindex", cmd_reindex, "rebuild manifests and pages from the stored files")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from spoold import config
@@ -21,27 +22,37 @@ def _spool_path(args: argparse.Namespace) -> str:
     return config.load(args.config, {"spool": args.spool}).spool
 
 
+#: Files delivered at once: each delivery is durable on its own (fsync of the bytes, the
+#: rename, fsync of new/), and fsyncs issued together share the filesystem's journal
+#: commits, so a drop of many files goes several times faster than one after another.
+DROP_THREADS = 8
+
+
+def _drop_one(spool: Spool, name: str) -> tuple[str | None, str | None]:
+    """(item, None) once delivered, or (None, the error for the user)."""
+    path = Path(name)
+    try:
+        if not path.is_file():
+            raise SpooldError("not a regular file")
+        parse_filename(path.name)  # refuse what the worker would reject by name alone
+        return spool.deliver_file(path), None
+    except OSError as e:
+        return None, f"spoold drop: {display(name)}: {e.strerror}"
+    except SpooldError as e:
+        return None, f"spoold drop: {display(name)}: {e}"
+
+
 def cmd_drop(args: argparse.Namespace) -> int:
     """Deliver files into the spool: each appears in new/ whole or not at all."""
     spool = Spool.open(_spool_path(args), create_if_empty=True)
     status = ExitStatus.OK
-    for name in args.files:
-        path = Path(name)
-        try:
-            if not path.is_file():
-                raise SpooldError("not a regular file")
-            parse_filename(path.name)  # refuse what the worker would reject by name alone
-            item = spool.deliver_file(path)
-        except OSError as e:
-            print(f"spoold drop: {display(name)}: {e.strerror}", file=sys.stderr)
-            status = ExitStatus.FAILED
-            continue
-        except SpooldError as e:
-            print(f"spoold drop: {display(name)}: {e}", file=sys.stderr)
-            status = ExitStatus.FAILED
-            continue
-        if args.verbose:
-            print(item)
+    with ThreadPoolExecutor(min(DROP_THREADS, len(args.files))) as pool:
+        for item, error in pool.map(lambda name: _drop_one(spool, name), args.files):
+            if error is not None:
+                print(error, file=sys.stderr)
+                status = ExitStatus.FAILED
+            elif args.verbose:
+                print(item)
     return status
 
 

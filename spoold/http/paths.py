@@ -8,6 +8,8 @@ so every path rule is a unit test away.
 
 from __future__ import annotations
 
+import functools
+
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -76,8 +78,21 @@ def simple_route(postpath: Iterable[bytes]) -> ServePage | Redirect | NotFound:
     """Where a path under ``/simple`` leads (``postpath``: its segments after ``simple``).
 
     Only the normalized ``/simple/<project>/`` is served; other spellings of a project,
-    and the URLs without their final slash, redirect to it (pip follows).
+    and the URLs without their final slash, redirect to it (pip follows). Remembered for
+    the common shapes (one to two short segments): every index read asks.
     """
+    segments = tuple(postpath)
+    if len(segments) <= 2 and sum(map(len, segments)) <= 256:
+        return _simple_route(segments)
+    return _route(segments)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _simple_route(postpath: tuple[bytes, ...]) -> ServePage | Redirect | NotFound:
+    return _route(postpath)
+
+
+def _route(postpath: Iterable[bytes]) -> ServePage | Redirect | NotFound:
     segments = decode_segments(postpath)
     if segments is None:
         return NotFound()

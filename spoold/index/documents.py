@@ -10,7 +10,8 @@ ever sees a link to a file that is not stored yet:
    the previous one, so no concurrent change is lost;
 3. store the derived pages, each tagged with the manifest generation it shows; a page is
    only ever replaced by a newer generation, so a slow writer cannot put back an old one;
-4. when the project is new, add it to the root index (itself a compare-and-swap), then
+4. when the project is new, add it to the root index (itself a compare-and-swap, done
+   for many new projects at once by :func:`spoold.index.rootwriter.ensure_listed`), then
    mark the manifest ``listed`` -- a crash in between is repaired by the next publish.
 """
 
@@ -38,7 +39,6 @@ __all__ = [
     "MAX_ATTEMPTS",
     "NotFound",
     "TooMuchContention",
-    "ensure_listed",
     "normalize_project",
     "update_manifest",
     "update_root",
@@ -141,27 +141,6 @@ def write_pages(storage: Storage, manifest: Manifest, stored_json: bytes) -> Non
     )
     if not storage.docs_are_pages:
         storage.put_page(project_json_key(manifest.project), stored_json, manifest.generation)
-
-
-def ensure_listed(storage: Storage, manifest: Manifest) -> Manifest:
-    """Add a new project to the root index, then remember that in its manifest."""
-    if manifest.listed:
-        return manifest
-
-    def add(root: RootIndex | None) -> RootIndex:
-        root = root or RootIndex()
-        return root.with_project(manifest.project, manifest.name)
-
-    update_root(storage, add)
-
-    def mark(current: Manifest | None) -> Manifest:
-        if current is None:  # removed in between; nothing left to mark
-            return Manifest.empty(manifest.project, manifest.name).with_listed()
-        return current.with_listed()
-
-    manifest, _, stored = update_manifest(storage, manifest.project, mark)
-    write_pages(storage, manifest, stored)
-    return manifest
 
 
 def update_root(

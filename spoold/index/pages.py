@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from html import escape
 from typing import Any
 from urllib.parse import quote
@@ -34,6 +35,8 @@ from spoold.index.manifest import (
 
 __all__ = [
     "API_VERSION",
+    "assemble_root_html",
+    "assemble_root_json",
     "file_url",
     "parse_project_json",
     "parse_root_json",
@@ -41,6 +44,8 @@ __all__ = [
     "render_project_json",
     "render_root_html",
     "render_root_json",
+    "root_html_part",
+    "root_json_part",
 ]
 
 #: PEP 700 fields (versions, size, upload-time) need api-version 1.1 (PEP 629 / 691).
@@ -134,24 +139,59 @@ def render_project_html(manifest: Manifest) -> bytes:
     return _page(f"Links for {manifest.name}", links)
 
 
+# -- the root index, assembled from one part per project ---------------------------------
+#
+# A root index of 50,000 projects is megabytes; the root writer
+# (:mod:`spoold.index.rootwriter`) keeps one rendered part per project and joins them,
+# so adding a project costs a list insert and a join, not a rendering of every name.
+# ``render_root_*`` build the very same bytes from a :class:`RootIndex`.
+
+_ROOT_JSON_HEAD = b'{"meta":{"api-version":"%s"},"projects":[' % API_VERSION.encode()
+_ROOT_HTML_HEAD, _ROOT_HTML_TAIL = _page("Simple index", ["\0"]).split(b"    \0<br />")
+#: Names that need neither JSON nor HTML escaping nor percent-encoding (every name
+#: packaging accepts is one): their parts are built without the general machinery.
+_PLAIN = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+def root_json_part(name: str) -> bytes:
+    """One project of the PEP 691 root page: ``{"name":"..."}``."""
+    if _PLAIN.match(name):
+        return b'{"name":"%s"}' % name.encode("ascii")
+    return json.dumps({"name": name}, ensure_ascii=True, separators=(",", ":")).encode()
+
+
+def root_html_part(project: str, name: str) -> bytes:
+    """One line of the PEP 503 root page (without its line end)."""
+    if _PLAIN.match(project) and _PLAIN.match(name):
+        return b'    <a href="%s/">%s</a><br />' % (project.encode("ascii"), name.encode("ascii"))
+    return f"    {_root_link(project, name)}<br />".encode()
+
+
+def assemble_root_json(parts: list[bytes], generation: int) -> bytes:
+    """The stored root index from its parts (:func:`root_json_part`, in project order)."""
+    return b"".join((_ROOT_JSON_HEAD, b",".join(parts),
+                     b'],"_spoold":{"generation":%d}}\n' % generation))
+
+
+def assemble_root_html(parts: list[bytes]) -> bytes:
+    """The PEP 503 root page from its parts (:func:`root_html_part`, in project order)."""
+    if not parts:
+        return _ROOT_HTML_HEAD + _ROOT_HTML_TAIL.lstrip(b"\n")
+    return b"".join((_ROOT_HTML_HEAD, b"\n".join(parts), _ROOT_HTML_TAIL))
+
+
 def render_root_json(root: RootIndex) -> bytes:
-    return _dump(
-        {
-            "meta": {"api-version": API_VERSION},
-            "projects": [{"name": p.name} for p in root.projects],
-            "_spoold": {"generation": root.generation},
-        }
-    )
+    return assemble_root_json([root_json_part(p.name) for p in root.projects], root.generation)
 
 
 def render_root_html(root: RootIndex) -> bytes:
-    return _page("Simple index", [_root_link(p.project, p.name) for p in root.projects])
+    return assemble_root_html([root_html_part(p.project, p.name) for p in root.projects])
 
 
-@functools.lru_cache(maxsize=1 << 18)
+@functools.lru_cache(maxsize=1 << 16)
 def _root_link(project: str, name: str) -> str:
-    """One line of the root page. Memoized: a new project re-renders the whole page, and
-    escaping every name again is most of what that costs in a large index."""
+    """One link of the root page, for names that need escaping (none that packaging
+    accepts; a hand-made root index may hold others)."""
     return f'<a href="{escape(quote(project, safe=""))}/">{escape(name)}</a>'
 
 

@@ -26,8 +26,9 @@ from spoold.access.principal import Principal
 from spoold.access.roles import Roles
 from spoold.access.store import AccessStore
 from spoold.errors import FileExists
-from spoold.index.documents import ensure_listed, normalize_project, update_manifest, write_pages
+from spoold.index.documents import normalize_project, update_manifest, write_pages
 from spoold.index.explorer_docs import record_file, refresh
+from spoold.index.rootwriter import ensure_listed
 from spoold.index.manifest import FileEntry, Manifest
 from spoold.inspection.distribution import Distribution
 from spoold.storage.base import Storage

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,21 @@ class ItemMeta:
     sha256_digest: str | None = None
     md5_digest: str | None = None
     blake2_256_digest: str | None = None
+    #: When the file was first uploaded, where it was (ISO 8601; ``spoold import`` sets it
+    #: from the source's own record or the file's mtime). Only items of the trusted spool
+    #: are believed: an HTTP upload is published at the time it is published.
+    upload_time: str | None = None
+
+    @property
+    def published_at(self) -> datetime | None:
+        """:attr:`upload_time` as a UTC time, for trusted items that carry a valid one."""
+        if self.via == "upload" or not self.upload_time:
+            return None
+        try:
+            moment = datetime.fromisoformat(self.upload_time.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
     @property
     def declared(self) -> dict[str, str]:

@@ -197,6 +197,20 @@ class Storage(ABC):
         ``generation`` = the expected document's generation + 1.
         """
 
+    def read_doc_unless(self, key: str, token: str | None) -> tuple[bool, Doc | None]:
+        """``(False, None)`` when the newest version of ``key`` still has ``token``, else
+        ``(True, read_doc(key))``: a large document (the root index) read only when it
+        changed. The default reads it and compares; backends answer more cheaply."""
+        doc = self.read_doc(key)
+        if token is not None and doc is not None and doc.token == token:
+            return False, None
+        return True, doc
+
+    def swap(self, key: str, data: bytes, generation: int, expected: Doc | None) -> Doc | None:
+        """:meth:`swap_doc`, answering the document now stored (with its token, when the
+        backend knows it without another read) instead of True, or None when lost."""
+        return Doc(data, None) if self.swap_doc(key, data, generation, expected) else None
+
     @abstractmethod
     def put_page(self, key: str, data: bytes, generation: int) -> bool:
         """Store a page rendered from manifest generation ``generation``, unless the

@@ -217,6 +217,19 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise self._wrap(exc, f"read {key}") from exc
 
+    def read_doc_unless(self, key: str, token: str | None) -> tuple[bool, Doc | None]:
+        if token is not None:
+            try:
+                gens = self._generations(key)
+            except OSError as exc:
+                raise self._wrap(exc, f"read {key}") from exc
+            if gens and str(gens[-1]) == token:
+                return False, None  # one listing of a short folder; the bytes are not read
+        return True, self.read_doc(key)
+
+    def swap(self, key: str, data: bytes, generation: int, expected: Doc | None) -> Doc | None:
+        return Doc(data, str(generation)) if self.swap_doc(key, data, generation, expected) else None
+
     def _link_generation(self, key: str, data: bytes, generation: int) -> bool:
         """Create history/<generation> exclusively; False if it already exists."""
         slot = self._history(key) / _gen_name(generation)
@@ -312,9 +325,22 @@ class LocalStorage(Storage):
     # -- serving -----------------------------------------------------------------------
 
     def read_page(self, key: str) -> Page | None:
-        data = self.read_bytes(key)
-        if data is None:
+        """Every index read comes here: plain system calls, no path objects."""
+        try:
+            fd = os.open(f"{self.url}/{check_key(key)}", os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise self._wrap(exc, f"read {key}") from exc
+        try:
+            chunks = []
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+        except OSError as exc:
+            raise self._wrap(exc, f"read {key}") from exc
+        finally:
+            os.close(fd)
+        data = b"".join(chunks)
         return Page(data, '"' + hashlib.sha256(data).hexdigest()[:32] + '"')
 
     def local_path(self, key: str) -> Path | None:

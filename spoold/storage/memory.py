@@ -170,7 +170,13 @@ class MemoryStorage(Storage):
         obj = self._get(key)
         return Doc(obj.data, obj.etag) if obj is not None else None
 
-    def swap_doc(self, key: str, data: bytes, generation: int, expected: Doc | None) -> bool:
+    def read_doc_unless(self, key: str, token: str | None) -> tuple[bool, Doc | None]:
+        obj = self._get(key)
+        if token is not None and obj is not None and obj.etag == token:
+            return False, None
+        return True, Doc(obj.data, obj.etag) if obj is not None else None
+
+    def swap(self, key: str, data: bytes, generation: int, expected: Doc | None) -> Doc | None:
         self._check()
         check_key(key)
         with self._lock:
@@ -178,9 +184,11 @@ class MemoryStorage(Storage):
             if (current.etag if current is not None else None) != (
                 expected.token if expected is not None else None
             ):
-                return False
-            self._store(key, data, generation)
-            return True
+                return None
+            return Doc(data, self._store(key, data, generation).etag)
+
+    def swap_doc(self, key: str, data: bytes, generation: int, expected: Doc | None) -> bool:
+        return self.swap(key, data, generation, expected) is not None
 
     def put_page(self, key: str, data: bytes, generation: int) -> bool:
         self._check()

@@ -286,19 +286,42 @@ class S3Storage(Storage):
         return Doc(self._read_body(response, key), response["ETag"]) if response is not None else None
 
     def _put_conditional(self, key: str, data: bytes, generation: int, etag: str | None) -> bool:
+        return self._put_if(key, data, generation, etag) is not None
+
+    def _put_if(self, key: str, data: bytes, generation: int, etag: str | None) -> dict[str, Any] | None:
+        """The conditional PUT's response, or None when another writer got there first."""
         condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
         try:
-            self._put(key, data, Metadata={GENERATION_META: str(generation)}, **condition)
-            return True
+            return self._put(key, data, Metadata={GENERATION_META: str(generation)}, **condition)
         except botocore.exceptions.ClientError as exc:
             if _lost_race(exc):
-                return False
+                return None
             self._fail(exc, f"update {key}")
         except botocore.exceptions.BotoCoreError as exc:
             self._fail(exc, f"update {key}")
 
     def swap_doc(self, key: str, data: bytes, generation: int, expected: Doc | None) -> bool:
         return self._put_conditional(key, data, generation, expected.token if expected else None)
+
+    def swap(self, key: str, data: bytes, generation: int, expected: Doc | None) -> Doc | None:
+        response = self._put_if(key, data, generation, expected.token if expected else None)
+        return Doc(data, response.get("ETag")) if response is not None else None
+
+    def read_doc_unless(self, key: str, token: str | None) -> tuple[bool, Doc | None]:
+        """A conditional GET (``If-None-Match``): 304 costs a round trip, not the body."""
+        if token is None:
+            return True, self.read_doc(key)
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), IfNoneMatch=token)
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) in ("304", "NotModified") or _status(exc) == 304:
+                return False, None
+            if _missing(exc):
+                return True, None
+            self._fail(exc, f"read {key}")
+        except botocore.exceptions.BotoCoreError as exc:
+            self._fail(exc, f"read {key}")
+        return True, Doc(self._read_body(response, key), response["ETag"])
 
     def generation_of(self, key: str) -> int | None:
         head = self._head(key)

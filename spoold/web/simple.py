@@ -16,8 +16,10 @@ found is :func:`spoold.http.paths.simple_route`.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
@@ -56,6 +58,79 @@ class SimplePolicy:
     retry_after: int = 30
 
 
+class BatchedReads:
+    """Page reads gathered into trips to the thread pool: one trip per moment, not one
+    per request.
+
+    A trip to a pool thread and back (a queue, a lock, a wake-up of the reactor) costs
+    more than reading a small page from a warm local disk, and on a busy server requests
+    arrive many per reactor turn. So at most ``in_flight`` trips are under way; a read
+    asked for meanwhile waits for the next trip, which takes every read waiting. Under
+    load the trips grow and their cost is shared; an idle server still reads at once.
+    Local storage wants few trips (the reads are fast, the hops are not); S3 wants many
+    (each read is a round trip of its own). With ``later`` (the reactor's ``callLater``),
+    while busy (the last trip carried more than one read) the next trip waits for the end
+    of the reactor turn, so that it also takes the requests the turn reads from every
+    connection that is ready; a lone read never waits.
+    """
+
+    def __init__(self, read_page: Callable[[str], Page | None], run: Run, in_flight: int = 2,
+                 later: Callable[..., object] | None = None) -> None:
+        self.read_page = read_page
+        self.run = run
+        self.in_flight = max(1, in_flight)
+        self.later = later
+        self._waiting: list[tuple[str, Deferred[Page | None]]] = []
+        self._trips = 0
+        self._scheduled = False
+
+    def read(self, key: str) -> Deferred[Page | None]:
+        d: Deferred[Page | None] = Deferred()
+        self._waiting.append((key, d))
+        if self._trips < self.in_flight and not self._scheduled:
+            self._trip()
+        return d
+
+    def _scheduled_trip(self) -> None:
+        self._scheduled = False
+        if self._waiting and self._trips < self.in_flight:
+            self._trip()
+
+    def _trip(self) -> None:
+        batch, self._waiting = self._waiting, []
+        self._trips += 1
+        self.run(_read_all, self.read_page, [key for key, _ in batch]).addBoth(self._answer, batch)
+
+    def _answer(self, results: list[Page | None | BaseException] | Failure,
+                batch: list[tuple[str, Deferred[Page | None]]]) -> None:
+        self._trips -= 1
+        if self.later is not None and len(batch) > 1:  # busy: gather this turn's reads
+            if not self._scheduled:
+                self._scheduled = True
+                self.later(0, self._scheduled_trip)
+        elif self._waiting and self._trips < self.in_flight:
+            self._trip()
+        for i, (_key, d) in enumerate(batch):
+            result = results if isinstance(results, Failure) else results[i]
+            if isinstance(result, BaseException):
+                d.errback(Failure(result))
+            elif isinstance(result, Failure):
+                d.errback(result)
+            else:
+                d.callback(result)
+
+
+def _read_all(read_page: Callable[[str], Page | None], keys: list[str]) -> list[Page | None | BaseException]:
+    """On a pool thread: every key's page, or the exception reading it raised."""
+    out: list[Page | None | BaseException] = []
+    for key in keys:
+        try:
+            out.append(read_page(key))
+        except Exception as exc:  # answered to that request alone
+            out.append(exc)
+    return out
+
+
 def _query(request: Request) -> str:
     _, question, query = request.uri.partition(b"?")
     return ("?" + query.decode("latin-1")) if question else ""
@@ -65,10 +140,12 @@ class SimpleResource(LeafResource):
     """``/simple/...``; a leaf: it reads ``request.postpath`` itself."""
 
     def __init__(self, storage: StorageReader, run: Run, policy: SimplePolicy | None = None,
-                 cache: PageCache | None = None, guard: Guard | None = None) -> None:
+                 cache: PageCache | None = None, guard: Guard | None = None,
+                 reads_in_flight: int = 2, later: Callable[..., object] | None = None) -> None:
         super().__init__()
         self.storage = storage
         self.run = run
+        self.reads = BatchedReads(storage.read_page, run, reads_in_flight, later)
         self.policy = policy or SimplePolicy()
         self.cache = cache
         #: Who may read (None: everyone, as with ``read = "public"``).
@@ -115,13 +192,13 @@ class SimpleResource(LeafResource):
         if project is not None and self.guard is not None and not self.guard.sees(principal, project):
             # Absent for this reader: the same storage read and the same answer as a
             # project that does not exist, so neither the body nor the time tells.
-            d = self.run(self.storage.read_page, key)
+            d = self.reads.read(key)
             d.addCallback(lambda _: self._found(None, request, choice, project))
             d.addErrback(self._failed, request)
             return NOT_DONE_YET
         if project is None and principal.projects:
             # A token limited to projects sees only those in the root index.
-            d = self.run(self.storage.read_page, root_page_keys()[1])
+            d = self.reads.read(root_page_keys()[1])
             d.addCallback(self._filtered_root, request, choice, principal)
             d.addErrback(self._failed, request)
             return NOT_DONE_YET
@@ -131,7 +208,7 @@ class SimpleResource(LeafResource):
                 self._found(cached, request, choice, project)
                 return NOT_DONE_YET
             ticket = self.cache.ticket()
-        d = self.run(self.storage.read_page, key)
+        d = self.reads.read(key)
         if self.cache is not None:
             d.addCallback(self._remember, key, ticket)
         d.addCallback(self._found, request, choice, project)

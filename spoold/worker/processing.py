@@ -100,7 +100,7 @@ def process(spool: Spool, storage: Storage, claim: Claim,
         dist = inspect_file(claim.payload, claim.filename, declared=claim.meta.declared,
                             limits=limits)
         result = publish(storage, dist, claim.payload, uploader=uploader,
-                         client=claim.meta.user_agent)
+                         client=claim.meta.user_agent, now=claim.meta.published_at)
     except Rejected as e:
         outcome = Outcome(item, claim.filename, Result.REJECTED, code=e.code, message=e.message,
                           http_status=e.http_status)

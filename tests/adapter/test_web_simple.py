@@ -181,3 +181,32 @@ def test_site_serves_hot_pages_without_a_storage_read(tmp_path: Path, spool: Spo
     reactor.advance(site.page_cache.ttl)
     assert request(site, "GET", "/simple/demo/").body == b"<html>v3</html>"
     assert len(storage.reads) == 3
+
+
+def test_page_reads_share_trips_to_the_thread_pool() -> None:
+    """While the allowed trips are under way, reads wait and all go in the next one; an
+    error reading one page is that page's answer alone."""
+    from spoold.storage import Page
+    from spoold.testing import ManualRun
+    from spoold.web.simple import BatchedReads
+
+    pages = {"a": Page(b"A", '"a"'), "b": Page(b"B", '"b"')}
+
+    def read_page(key: str) -> Page | None:
+        if key == "bad":
+            raise OSError("disk on fire")
+        return pages.get(key)
+
+    run = ManualRun()
+    reads = BatchedReads(read_page, run, in_flight=1)
+    got: list[object] = []
+    first = reads.read("a")
+    rest = [reads.read(k) for k in ("b", "missing", "bad")]
+    for d in (first, *rest):
+        d.addCallbacks(got.append, lambda f: got.append(f.value))
+    assert len(run) == 1  # one trip under way; the other three wait for the next
+    run.step()
+    assert got == [pages["a"]] and len(run) == 1
+    run.step()
+    assert got[1:3] == [pages["b"], None] and isinstance(got[3], OSError)
+    assert len(run) == 0

@@ -16,7 +16,7 @@ from spoold.access.htpasswd import Htpasswd
 from spoold.config import Settings
 from spoold.spool.outcome import Result
 from spoold.spool.queue import Spool
-from spoold.testing import Connection, FakeWaiter, ManualRun, MemoryStorage, basic_auth, raw_request, request
+from spoold.testing import Connection, FakeWaiter, ManualRun, MemoryStorage, basic_auth, raw_request, request, run_now
 from spoold.web.site import WebPolicy, build_site
 
 
@@ -237,3 +237,37 @@ def test_head_answers_have_no_body(tmp_path: Path, spool: Spool, method: str, pa
     # the next response follows right after the headers: no body was sent
     assert after.startswith(b"HTTP/1.1 200 OK")
     assert not [e for e in events if "eat it" in e.get("log_format", "")]
+
+
+def test_the_fast_access_log_writes_each_turns_lines_at_once(tmp_path: Path, spool: Spool) -> None:
+    import io
+
+    from spoold.web.site import AccessLog
+
+    reactor = MemoryReactorClock()
+    out = io.StringIO()
+    access = AccessLog(reactor, out)
+    access.line("10.0.0.1", "GET", "/simple/a/", 200, 123, "pip/24.0")
+    access.line("10.0.0.1", "GET", "/simple/b/", 404, "-", "uv/0.5")
+    assert out.getvalue() == ""  # kept until the reactor turn ends
+    reactor.advance(0)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith(' [spoold.web.site#info] 10.0.0.1 "GET /simple/a/" 200 123 "pip/24.0"')
+    assert lines[1].endswith('"GET /simple/b/" 404 - "uv/0.5"')
+
+
+def test_the_site_logs_requests_through_the_fast_access_log(tmp_path: Path, spool: Spool) -> None:
+    import io
+
+    out = io.StringIO()
+    reactor = MemoryReactorClock()
+    site = build_site(storage_reader=MemoryStorage(), spool=spool, waiter=FakeWaiter(), auth=None,
+                      settings=Settings(read="public"), reactor=reactor, threadpool=None,
+                      run=run_now, access_log_to=out)
+    request(site, "GET", "/simple/?q=%0Ainjected", {"Authorization": basic_auth("alice", "hunter2"),
+                                                    "User-Agent": "pip/24.0\x1b[31m"})
+    reactor.advance(0)
+    (line,) = out.getvalue().splitlines()
+    assert "hunter2" not in line and basic_auth("alice", "hunter2")[6:] not in line
+    assert '"GET /simple/?q=%0Ainjected" 200' in line and '"pip/24.0\\x1b[31m"' in line

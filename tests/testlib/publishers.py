@@ -7,10 +7,12 @@ from pathlib import Path
 from spoold.testing.dists import make_distribution
 
 
-def publish_worker(storage_url: str, jobs: list[tuple[str, str]], start: object) -> None:
+def publish_worker(storage_url: str, jobs: list[tuple[str, str]], start: object,
+                   threads: int = 1) -> None:
     """Child-process entry point for concurrency tests: publish ``(name, version)`` jobs.
 
-    ``start`` is a multiprocessing Event every child waits on, so all begin together.
+    ``start`` is a multiprocessing Event every child waits on, so all begin together;
+    ``threads`` publish at once in each child (as a worker's job slots do).
     """
     import tempfile
 
@@ -21,5 +23,12 @@ def publish_worker(storage_url: str, jobs: list[tuple[str, str]], start: object)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = [make_distribution(n, v, Path(tmp)) for n, v in jobs]
         start.wait(60)  # type: ignore[attr-defined]
-        for dist, path in prepared:
-            publish(storage, dist, path)
+        if threads == 1:
+            for dist, path in prepared:
+                publish(storage, dist, path)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads) as pool:
+            for future in [pool.submit(publish, storage, d, p) for d, p in prepared]:
+                future.result()

@@ -134,3 +134,20 @@ def test_a_publish_that_cannot_be_recorded_is_retried_and_published_once(
     again = process(spool, storage, spool.claim(entry))
     assert again.outcome is not None and again.outcome.result is Result.UNCHANGED
     assert len(names(spool, "done")) == 1
+
+
+@pytest.mark.parametrize(("meta", "kept"), [
+    (ItemMeta(via="import", upload_time="2020-09-13T12:26:40.000000Z"), True),
+    (ItemMeta(upload_time="2020-09-13T12:26:40+00:00"), True),
+    (ItemMeta(via="upload", uploader="alice", upload_time="2020-09-13T12:26:40Z"), False),  # never believed
+    (ItemMeta(via="import", upload_time="last tuesday"), False),
+])
+def test_the_trusted_spool_keeps_the_recorded_upload_time(spool: Spool, wheel: tuple[str, bytes],
+                                                          meta: ItemMeta, kept: bool) -> None:
+    from spoold.index.pages import parse_project_json
+
+    storage = MemoryStorage()
+    claim = spool.claim(spool.deliver_bytes(wheel[1], wheel[0], meta))
+    assert process(spool, storage, claim, admins=frozenset({"alice"})).outcome.ok  # type: ignore[union-attr]
+    (entry,) = parse_project_json(storage.read_bytes("simple/demo/index.v1.json") or b"").files
+    assert (entry.upload_time.isoformat() == "2020-09-13T12:26:40+00:00") is kept

@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Reads against the framework's floor, and the memory they cost, in one run.
+
+The floor is ``floor_server.py``: a bare Twisted resource serving the very same stored
+pages from a dict (no log, no metrics, no negotiation, no thread pool). Beside it, in the
+same run and the same harness, ``spoold serve`` over that storage:
+
+* ``public, log on``   -- ``read = "public"``, the access log on (the default);
+* ``public, log off``  -- the same without the access log (what the log costs);
+* ``private, token``   -- ``read = "private"``, each request with ``Authorization: Bearer``.
+
+Every server is pinned to core 0 (``taskset``), wrk to core 1 with 16 connections; each
+request asks for a random project page of the whole store (``/simple/project-NNNNNN/``),
+so with the page cache off (``--page-cache 0``, the default here) *no* request is a cache
+hit, and with the default 10 s cache the hit rate is what a uniform load over this many
+pages gets (printed: lambda*T/(1+lambda*T) for request rate lambda per page and TTL T).
+Figures: requests/s and the ratio to the floor, server CPU per request, and the RSS of
+``spoold serve`` after all that load (target < 100 MB at 50,000 projects).
+
+Run:  python benchmarks/bench_reads.py [--projects 50000] [--seconds 8] [--page-cache 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+from bench_http import cpu_seconds, free_port, pinned, wait_http  # noqa: E402
+from bench_publish import build_store  # noqa: E402
+
+from spoold.access.htpasswd import add_user  # noqa: E402
+
+SERVER_CPU, CLIENT_CPU = "0", "1"
+JSON = "application/vnd.pypi.simple.v1+json"
+
+WRK_SCRIPT = """
+local n = {projects}
+wrk.headers["Accept"] = "{accept}"
+{auth}
+math.randomseed({seed})
+request = function()
+  return wrk.format("GET", string.format("/simple/project-%06d/", math.random(0, n - 1)))
+end
+"""
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Server:
+    def __init__(self, argv: list[str], log: Path, port: int, headers: dict[str, str] | None = None) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(pinned(SERVER_CPU, argv), stdout=open(log, "wb"),
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while True:
+            try:  # any HTTP answer will do: the server is up
+                urllib.request.urlopen(self.url + "/health", timeout=5).read()
+                break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise SystemExit(f"server did not start; see {log}") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def wrk(server: Server, projects: int, *, accept: str, seconds: int, work: Path,
+        token: str | None = None) -> tuple[float, float]:
+    """(requests/s, server CPU microseconds per request)."""
+    script = work / "wrk.lua"
+    auth = f'wrk.headers["Authorization"] = "Bearer {token}"' if token else ""
+    script.write_text(WRK_SCRIPT.format(projects=projects, accept=accept, auth=auth,
+                                        seed=int(time.time() * 1000) % 100000))
+    cpu0 = cpu_seconds(server.proc.pid)
+    out = subprocess.run(pinned(CLIENT_CPU, ["wrk", "-t1", "-c16", f"-d{seconds}s", "--timeout", "30s",
+                                             "-s", str(script), server.url]),
+                         capture_output=True, text=True).stdout
+    cpu = cpu_seconds(server.proc.pid) - cpu0
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if bad:
+        print(f"  warning: {bad[1]} non-2xx answers")
+    n = int(total[1]) if total else 0
+    return (float(rate[1]) if rate else 0.0), (cpu / n * 1e6 if n else float("nan"))
+
+
+def spoold(work: Path, storage: Path, name: str, *, read: str, log: bool, page_cache: float) -> Server:
+    port = free_port()
+    folder = work / name
+    folder.mkdir()
+    config = folder / "spoold.toml"
+    config.write_text(f'read = "{read}"\naccess_log = {"true" if log else "false"}\n'
+                      f"page_cache = {page_cache}\nhtpasswd = \"{work / 'htpasswd'}\"\n")
+    return Server([sys.executable, "-m", "spoold", "serve", "--config", str(config),
+                   "--spool", str(folder / "spool"), "--storage", str(storage),
+                   "--listen", f"tcp:{port}:interface=127.0.0.1"], folder / "log", port)
+
+
+def make_token(work: Path, storage: Path) -> str:
+    config = work / "token.toml"
+    config.write_text(f'htpasswd = "{work / "htpasswd"}"\nstorage = "{storage}"\n')
+    out = subprocess.run([sys.executable, "-m", "spoold", "token", "create", "--config", str(config),
+                          "--user", "bench"], check=True, capture_output=True, text=True).stdout
+    return out.strip().splitlines()[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--projects", type=int, default=50_000)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--page-cache", type=float, default=0.0,
+                        help="spoold's page_cache seconds (0: every read goes to storage)")
+    parser.add_argument("--accept", default="text/html", help="Accept header (text/html or the JSON type)")
+    parser.add_argument("--dir", type=Path, default=None)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    work = Path(tempfile.mkdtemp(prefix="spoold-bench-reads-", dir=args.dir))
+    try:
+        storage = work / "storage"
+        t0 = time.perf_counter()
+        build_store(__import__("spoold.storage", fromlist=["open_storage"]).open_storage(str(storage)),
+                    args.projects, 2)
+        add_user(work / "htpasswd", "bench", "bench-password", rounds=4)
+        token = make_token(work, storage)
+        print(f"store of {args.projects:,} projects (2 files each) built in {time.perf_counter() - t0:.0f} s; "
+              f"wrk -c16 on core {CLIENT_CPU}, servers on core {SERVER_CPU}, {args.seconds} s each, "
+              f"Accept: {args.accept}, spoold page_cache = {args.page_cache:g} s\n")
+        rows: list[tuple[str, float, float]] = []
+        port = free_port()
+        floor = Server([sys.executable, str(HERE / "floor_server.py"), str(storage), str(port)],
+                       work / "floor.log", port)
+        try:
+            wait_http(floor.url + "/simple/project-000000/")
+            wrk(floor, args.projects, accept=args.accept, seconds=1, work=work)
+            rows.append(("floor (bare Twisted, dict)", *wrk(floor, args.projects, accept=args.accept,
+                                                           seconds=args.seconds, work=work)))
+        finally:
+            floor.stop()
+        rss = float("nan")
+        for label, read, log, tok in (("spoold public, log on", "public", True, None),
+                                      ("spoold public, log off", "public", False, None),
+                                      ("spoold private, token", "private", True, token)):
+            server = spoold(work, storage, label.replace(" ", "-").replace(",", ""), read=read, log=log,
+                            page_cache=args.page_cache)
+            try:
+                wrk(server, args.projects, accept=args.accept, seconds=1, work=work, token=tok)
+                rows.append((label, *wrk(server, args.projects, accept=args.accept,
+                                         seconds=args.seconds, work=work, token=tok)))
+                if log and read == "public":
+                    rss = rss_mb(server.proc.pid)
+            finally:
+                server.stop()
+        base = rows[0][1]
+        print(f"{'server':<28} {'req/s':>9} {'x floor':>8} {'CPU us/req':>11}")
+        for label, rate, cpu in rows:
+            print(f"{label:<28} {rate:>9.0f} {rate / base:>8.2f} {cpu:>11.1f}")
+        print("\ngoals: public with the log >= 0.80 of the floor, private with a token >= 0.70")
+        if args.page_cache > 0:
+            lam = rows[1][1] / args.projects
+            hit = lam * args.page_cache / (1 + lam * args.page_cache)
+            print(f"page cache hit rate (uniform load, modelled): {hit:.0%}")
+        else:
+            print("page cache hit rate: 0% (cache off: every request reads storage)")
+        print(f"RSS of spoold serve after {args.seconds + 1} s of reads over {args.projects:,} projects: "
+              f"{rss:.0f} MB (target < 100 MB)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

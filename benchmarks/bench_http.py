@@ -14,9 +14,20 @@ Servers run on core 1, the load generator (wrk, or the upload client) on core 0
 JSON; uploads/s with twine and with raw multipart POSTs at concurrency 4; server CPU per
 upload at 1,000 and 20,000 files; time from upload start to visible in the index.
 
-Needs wrk and nginx (Debian packages) and pypiserver: ``pip install -e '.[bench]'``.
+``--uploads-only``: spoold's uploads alone, at 1,000 and 20,000 files in one run: server
+CPU per upload for raw POSTs and for one twine process, upload-to-visible p50, and where
+a raw upload's CPU goes -- ``spoold serve`` runs through ``cpu_split.py``, which counts
+the CPU of each thread-pool call by function, so receiving (the gate's password and
+free-space check, form parsing and the fsync'd spool delivery) and publishing (the
+worker's jobs) are told apart inside the one process that does both. The password check
+(bcrypt) is paid by an unmeasured first upload, as a twine run pays it once for all its
+files; the server is let go idle first (after starting it sweeps its storage tree).
+
+Needs wrk and nginx (Debian packages) and pypiserver: ``pip install -e '.[bench]'``
+(``--uploads-only`` needs only twine).
 
 Run:  python benchmarks/bench_http.py [--quick] [--pypiserver PATH-TO-pypi-server]
+      python benchmarks/bench_http.py --uploads-only [--quick]
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ import concurrent.futures
 import hashlib
 import http.client
 import io
+import json
 import os
 import re
 import shutil
@@ -39,6 +51,7 @@ import time
 import urllib.request
 import zipfile
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -140,18 +153,23 @@ class Proc:
             self.proc.wait()
 
 
-def start_spoold(work: Path, storage: Path, htpasswd: Path) -> Proc:
-    """spoold as deployed behind nothing, but without the access log (nginx's is off too)."""
+def start_spoold(work: Path, storage: Path, htpasswd: Path, *, split: bool = False) -> Proc:
+    """spoold as deployed behind nothing, but without the access log (nginx's is off too).
+
+    ``split``: through ``cpu_split.py``, which counts the CPU of its thread-pool calls
+    (see :func:`cpu_split`)."""
     port = free_port()
     spool = work / "spool"
     config = work / "spoold.toml"
     # Public reads (the 0.1 comparison: pypiserver and nginx check nothing either; the
     # cost of private reads is bench_private.py's); the uploader may publish anything.
     config.write_text(f'access_log = false\nread = "public"\nadmins = ["bench"]\ndata_dir = "{work / "data"}"\n')
-    return Proc([sys.executable, "-m", "spoold", "serve", "--config", str(config), "--spool", str(spool),
+    command = [str(HERE / "cpu_split.py")] if split else ["-m", "spoold"]
+    env = {"SPOOLD_CPU_SPLIT": str(work / "cpu-split.json"), "PYTHONPATH": str(HERE.parent)} if split else None
+    return Proc([sys.executable, *command, "serve", "--config", str(config), "--spool", str(spool),
                  "--storage", str(storage), "--listen", f"tcp:{port}:interface=127.0.0.1",
                  "--htpasswd", str(htpasswd)],
-                work / "spoold.log", f"http://127.0.0.1:{port}")
+                work / "spoold.log", f"http://127.0.0.1:{port}", env=env)
 
 
 def start_pypiserver(work: Path, flat: Path, exe: str) -> Proc:
@@ -252,19 +270,88 @@ def post_upload(url: str, filename: str, data: bytes, auth: str | None) -> tuple
     return status, time.perf_counter() - t0
 
 
-def uploads(server: Proc, count: int, projects: int, auth: str | None, concurrency: int = 4) -> dict[str, float]:
+def thread_cpu_seconds(pid: int, tid: int) -> float:
+    fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+#: cpu_split.py's names, grouped: what receiving an upload costs, and what publishing it does.
+SPLIT = {
+    "gate check": ("UploadGate.check",),
+    "receive": ("UploadResource._receive",),
+    "publish": ("Worker._job",),
+}
+
+
+def cpu_split(server: Proc, work: Path, measure: Any) -> dict[str, float]:
+    """CPU seconds of ``measure()`` in the server (started with ``split=True``): in all,
+    on the reactor thread, in the thread-pool calls of :data:`SPLIT` and in the other
+    pool calls (the worker listing new/ and looking for outcomes), and the rest (the
+    filesystem watcher's threads, the pool's hand-offs)."""
+    out = work / "cpu-split.json"
+    out.unlink(missing_ok=True)
+    os.kill(server.pid, signal.SIGUSR1)
+    time.sleep(0.2)
+    cpu0, reactor0 = cpu_seconds(server.pid), thread_cpu_seconds(server.pid, server.pid)
+    measure()
+    cpu, reactor = cpu_seconds(server.pid) - cpu0, thread_cpu_seconds(server.pid, server.pid) - reactor0
+    os.kill(server.pid, signal.SIGUSR2)
+    deadline = time.monotonic() + 10
+    while not out.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    counts = json.loads(out.read_text())
+    row = {"total": cpu, "reactor": reactor}
+    for group, names in SPLIT.items():
+        row[group] = sum(counts.pop(name, (0, 0.0))[1] for name in names)
+    row["other pool calls"] = sum(seconds for _, seconds in counts.values())
+    row["other threads"] = cpu - sum(v for k, v in row.items() if k != "total")
+    return row
+
+
+def settle(server: Proc, timeout: float = 120.0) -> None:
+    """Wait until the server is idle (a quarter second with under 5 ms of CPU): what
+    it does once after starting (spoold sweeps its storage for stale temporary files, a
+    walk of the whole tree) is not what an upload costs."""
+    deadline = time.monotonic() + timeout
+    last = cpu_seconds(server.pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = cpu_seconds(server.pid)
+        if now - last < 0.005:
+            return
+        last = now
+    print(f"  warning: the server at {server.url} never went idle")
+
+
+def uploads(server: Proc, count: int, projects: int, auth: str | None, concurrency: int = 4,
+            split: Path | None = None) -> dict[str, Any]:
     """Raw multipart POSTs of new versions of existing projects at the given concurrency;
     then one at a time, to time upload-to-visible; then brand-new projects one at a time
-    (they also add a line to the root index, which lists every project)."""
+    (they also add a line to the root index, which lists every project). ``split``: the
+    server's work folder, when it runs through cpu_split.py: the CPU of the concurrent
+    POSTs is split too (``"split"``).
+
+    One upload goes first, unmeasured: it pays for the password check (bcrypt, remembered
+    for the next five minutes, as a twine run of many files pays it once), and the server
+    is let go idle before the measured ones."""
     os.sched_setaffinity(0, {int(CLIENT_CPU)})
     try:
         wheels = [tiny_wheel(project_name(i * 7919 % projects), f"9.{i}") for i in range(count)]
+        post_upload(server.url, *tiny_wheel(project_name(1), "6.0"), auth)
+        settle(server)
+        results: list[tuple[int, float]] = []
+
+        def post_all() -> None:
+            with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+                results.extend(pool.map(lambda w: post_upload(server.url, w[0], w[1], auth), wheels))
+
         cpu0 = cpu_seconds(server.pid)
         t0 = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
-            results = list(pool.map(lambda w: post_upload(server.url, w[0], w[1], auth), wheels))
+        split_row = cpu_split(server, split, post_all) if split is not None else None
+        if split_row is None:
+            post_all()
         elapsed = time.perf_counter() - t0
-        cpu = cpu_seconds(server.pid) - cpu0
+        cpu = split_row["total"] if split_row is not None else cpu_seconds(server.pid) - cpu0
         bad = [s for s, _ in results if s != 200]
         if bad:
             print(f"  warning: {len(bad)} uploads answered {sorted(set(bad))}")
@@ -282,11 +369,14 @@ def uploads(server: Proc, count: int, projects: int, auth: str | None, concurren
                 visible.append((time.perf_counter() - t0) * 1000)
             return sorted(visible)[len(visible) // 2], (cpu_seconds(server.pid) - cpu0) / len(targets) * 1000
 
-        visible, _ = one_at_a_time([(project_name(i * 31 % projects), f"8.{i}") for i in range(10)])
+        visible, _ = one_at_a_time([(project_name(i * 31 % projects), f"8.{i}") for i in range(20)])
         new_visible, new_cpu = one_at_a_time([(f"brand-new-{i}", "1.0") for i in range(10)])
-        return {"uploads/s": count / elapsed, "cpu ms/upload": cpu / count * 1000,
-                "visible ms p50": visible, "new project visible ms p50": new_visible,
-                "new project cpu ms": new_cpu}
+        row: dict[str, Any] = {"uploads/s": count / elapsed, "cpu ms/upload": cpu / count * 1000,
+                               "visible ms p50": visible, "new project visible ms p50": new_visible,
+                               "new project cpu ms": new_cpu}
+        if split_row is not None:
+            row["split"] = {k: v / count * 1000 for k, v in split_row.items()}
+        return row
     finally:
         os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
 
@@ -298,27 +388,39 @@ def _get(url: str) -> bytes:
         return b""
 
 
-def twine_rate(server: Proc, count: int, tag: str, auth: tuple[str, str] | None, work: Path) -> float:
+def twine_uploads(server: Proc, wheels: list[tuple[str, bytes]], tag: str, auth: tuple[str, str] | None,
+                  work: Path) -> dict[str, float]:
+    """One twine process uploading ``wheels`` (one connection, one file after the other):
+    its uploads/s, and the server's CPU per upload (the whole run: twine's start too)."""
     out = work / f"twine-{tag}"
     out.mkdir()
-    for i in range(count):
-        filename, data = tiny_wheel(f"tw-{tag}", f"1.{i}")
+    for filename, data in wheels:
         (out / filename).write_bytes(data)
     user, password = auth or ("x", "x")
+    cpu0 = cpu_seconds(server.pid)
     t0 = time.perf_counter()
     subprocess.run(pinned(CLIENT_CPU, [str(Path(sys.executable).parent / "twine"), "upload",
                                        "--repository-url", server.url + "/", "-u", user, "-p", password,
                                        "--non-interactive", "--disable-progress-bar", *map(str, sorted(out.iterdir()))]),
                    check=True, capture_output=True)
-    return count / (time.perf_counter() - t0)
+    elapsed = time.perf_counter() - t0
+    return {"uploads/s": len(wheels) / elapsed, "cpu ms/upload": (cpu_seconds(server.pid) - cpu0) / len(wheels) * 1000}
+
+
+def twine_rate(server: Proc, count: int, tag: str, auth: tuple[str, str] | None, work: Path) -> float:
+    """Uploads/s of one twine process sending ``count`` versions of one new project."""
+    wheels = [tiny_wheel(f"tw-{tag}", f"1.{i}") for i in range(count)]
+    return twine_uploads(server, wheels, tag, auth, work)["uploads/s"]
 
 
 # -- main ----------------------------------------------------------------------------------
 
 
 def uploads_only(quick: bool) -> None:
-    """spoold's upload cost alone: CPU per upload and upload-to-visible at both sizes."""
+    """spoold's upload cost alone, at 1,000 and 20,000 files: server CPU per upload (raw
+    POSTs and twine), where it goes, and the time from upload to visible."""
     n_uploads = 40 if quick else 200
+    n_twine = 20 if quick else 100
     work = Path(tempfile.mkdtemp(prefix="spoold-bench-uploads-"))
     try:
         htpasswd = work / "htpasswd"
@@ -327,19 +429,41 @@ def uploads_only(quick: bool) -> None:
         for projects in (500, 10_000):
             storage = work / f"storage-{projects}"
             build_store(open_storage(str(storage)), projects, 2)
-            (work / f"s-{projects}").mkdir()
-            server = start_spoold(work / f"s-{projects}", storage, htpasswd)
+            folder = work / f"s-{projects}"
+            folder.mkdir()
+            server = start_spoold(folder, storage, htpasswd, split=True)
             try:
-                rows[projects * 2] = uploads(server, n_uploads, projects, "bench:bench-password")
+                row = uploads(server, n_uploads, projects, "bench:bench-password", split=folder)
+                wheels = [tiny_wheel(project_name(i * 104_729 % projects), f"7.{i}") for i in range(n_twine)]
+                twine = twine_uploads(server, wheels, str(projects), ("bench", "bench-password"), work)
+                row["twine uploads/s"], row["twine cpu ms/upload"] = twine["uploads/s"], twine["cpu ms/upload"]
+                rows[projects * 2] = row
             finally:
                 server.stop()
-        print(f"{'files':>7} {'uploads/s':>10} {'cpu ms/up':>10} {'visible p50 ms':>15} {'new proj cpu ms':>16}"
-              f" {'new proj visible':>17}")
+        print(f"\nuploads of new versions of existing projects: {n_uploads} raw multipart POSTs at concurrency 4,"
+              f"\n{n_twine} files by one twine process; then 20 one at a time (time from upload start to visible"
+              "\nin the project page); then 10 brand-new projects one at a time (they also rewrite the root index)."
+              "\nServer CPU: user + system of the `spoold serve` process (web site and worker in one).\n")
+        print(f"{'files':>7} {'uploads/s':>10} {'cpu ms/up':>10} {'twine up/s':>11} {'twine cpu ms/up':>16}"
+              f" {'visible p50 ms':>15} {'new proj cpu ms':>16} {'new proj visible':>17}")
         for files, r in rows.items():
-            print(f"{files:>7} {r['uploads/s']:>10.1f} {r['cpu ms/upload']:>10.1f} {r['visible ms p50']:>15.1f}"
+            print(f"{files:>7} {r['uploads/s']:>10.1f} {r['cpu ms/upload']:>10.1f} {r['twine uploads/s']:>11.1f}"
+                  f" {r['twine cpu ms/upload']:>16.1f} {r['visible ms p50']:>15.1f}"
                   f" {r['new project cpu ms']:>16.1f} {r['new project visible ms p50']:>17.1f}")
-        print(f"\ncpu per upload 20,000 / 1,000 files: {rows[20_000]['cpu ms/upload'] / rows[1_000]['cpu ms/upload']:.2f}"
-              " (goal: <= 5 ms, flat)")
+        columns = ["reactor", "gate check", "receive", "publish", "other pool calls", "other threads", "total"]
+        print("\nwhere the CPU of a raw POST goes, ms per upload (benchmarks/cpu_split.py): the reactor thread"
+              "\n(HTTP, the upload gate and answers, the worker's callbacks); on the thread pool, the gate's"
+              "\npassword and free-space check, receiving (form, spool delivery, fsyncs), publishing (the"
+              "\nworker's jobs) and its other calls; the rest (the filesystem watcher's threads, hand-offs)\n")
+        print(f"{'files':>7}" + "".join(f"{c:>17}" for c in columns))
+        for files, r in rows.items():
+            print(f"{files:>7}" + "".join(f"{r['split'][c]:>17.2f}" for c in columns))
+        upload_path = {files: r["split"]["gate check"] + r["split"]["receive"] for files, r in rows.items()}
+        print("\nreceiving on the thread pool (gate check + receive): "
+              + ", ".join(f"{v:.2f} ms at {files:,} files" for files, v in upload_path.items()))
+        print(f"cpu per upload 20,000 / 1,000 files: {rows[20_000]['cpu ms/upload'] / rows[1_000]['cpu ms/upload']:.2f}"
+              f" raw, {rows[20_000]['twine cpu ms/upload'] / rows[1_000]['twine cpu ms/upload']:.2f} twine"
+              " (goal: <= 5 ms per twine upload, flat; visible p50 < 20 ms)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -8,7 +8,9 @@ the body (:mod:`spoold.web.admission` wires these to the request):
 * **the credentials** (401), checked before a byte of the body is stored;
 * **the free space** of the spool's filesystem (507 Insufficient Storage): an upload needs
   about twice its size there for a moment (the body, then the spool delivery copied from
-  it), and a reserve is kept free for the spool's own renames and records.
+  it), and a reserve is kept free for the spool's own renames and records. A measurement
+  is trusted for a moment (:class:`SpaceGauge`), less everything admitted since, so that a
+  release of many files costs one ``statvfs``, not one each.
 
 Every refusal says what to do, and a ``Retry-After`` where waiting helps.
 """
@@ -25,6 +27,7 @@ __all__ = [
     "Slot",
     "Slots",
     "Space",
+    "SpaceGauge",
     "reserve_for",
     "space_refusal",
     "upload_needs",
@@ -59,6 +62,8 @@ class AdmissionPolicy:
     reserve: int | None = None
     #: Seconds a client is told to wait (``Retry-After``) when it may try again.
     retry_after: int = 30
+    #: Seconds a measurement of the free space is trusted for (see :class:`SpaceGauge`).
+    space_max_age: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +111,48 @@ def space_refusal(space: Space, policy: AdmissionPolicy, needs: int, promised: i
                    _retry(policy))
 
 
+class SpaceGauge:
+    """The spool's free space as last measured, less what may have been written since.
+
+    Lets an upload be admitted without measuring again (a ``statvfs``, which may block on
+    a network filesystem, so a thread trip) when a measurement younger than ``max_age``
+    seconds leaves clear room. The estimate only errs low: a measurement counts as taken
+    when it was asked for, and every body that was in flight then or admitted after counts
+    against it in full (twice its declared length, see :func:`upload_needs`) from then on,
+    even once it is in; the bodies still in flight count again as ``promised``. When the
+    estimate does not leave room the caller measures, and only a measurement refuses
+    (507). Not thread-safe: one thread (the reactor's) asks, records and estimates.
+    """
+
+    def __init__(self, max_age: float) -> None:
+        self.max_age = max_age
+        #: Bytes admitted so far, in all (only grows).
+        self.admitted_bytes = 0
+        self._measured: Space | None = None
+        self._at = 0.0
+        self._base = 0
+
+    def ask(self, now: float, in_flight: int) -> tuple[float, int]:
+        """Note a measurement about to be taken while bodies of ``in_flight`` bytes (from
+        ``promised``) are coming: neither those nor later ones are in it. Pass the
+        result to :meth:`record` with the measurement."""
+        return now, self.admitted_bytes - in_flight
+
+    def record(self, space: Space, asked: tuple[float, int]) -> None:
+        self._measured, (self._at, self._base) = space, asked
+
+    def admitted(self, needs: int) -> None:
+        self.admitted_bytes += needs
+
+    def estimate(self, now: float) -> Space | None:
+        """The free space as far as it is known without measuring; None: measure."""
+        measured = self._measured
+        if measured is None or not 0 <= now - self._at <= self.max_age:
+            return None
+        since = self.admitted_bytes - self._base
+        return Space(free=max(measured.free - since, 0), size=measured.size)
+
+
 class Slot:
     """One body admitted by :class:`Slots`; :meth:`release` (idempotent) when it is in,
     refused, or its client left."""
@@ -117,6 +164,10 @@ class Slot:
         self.client = client
         self.needs = needs
         self._held = True
+
+    @property
+    def held(self) -> bool:
+        return self._held
 
     def release(self) -> None:
         if self._held:

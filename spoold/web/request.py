@@ -122,7 +122,8 @@ class SpooldRequest(Request):
         self._expect_continue = (bool(expect) and expect[0].lower() == b"100-continue"
                                  and line is not None and line.version == b"HTTP/1.1")
         self.requestHeaders.removeHeader(b"expect")
-        self.channel.hold_reading()
+        if not admission.result.called:  # answered from memory: nothing to wait for
+            self.channel.hold_reading()
         admission.result.addCallback(self._admitted).addErrback(self._admission_failed)
 
     def _admission_failed(self, failure: Any) -> None:

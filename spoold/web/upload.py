@@ -7,7 +7,9 @@ The steps, and why each runs where it does:
 2. *Thread*: they are checked (:class:`spoold.access.authenticate.Authenticator`: bcrypt,
    or a remembered success, or a token record) -- before the body is read, by
    :mod:`spoold.web.admission`, which also caps the bodies in flight and keeps free
-   space in the spool; a request that arrives already checked is not checked again.
+   space in the spool (on the reactor, without a thread trip, when the credentials are
+   known from memory and the free space from a moment ago); a request that arrives
+   already checked is not checked again.
    Once the form names the project, the sender's right to upload there is decided
    (:func:`spoold.access.policy.may_upload`: the token's projects, the project's roles)
    before a byte of the file is copied; the worker decides it again when it publishes,
@@ -37,7 +39,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
 
-from spoold.access.authenticate import Authenticator
+from spoold.access.authenticate import Authenticator, AuthResult
 from spoold.access.credentials import Credentials, parse_authorization
 from spoold.access.events import Event
 from spoold.access.policy import Forbidden, may_upload
@@ -150,7 +152,18 @@ class UploadResource(LeafResource):
         """Who uploads, or the refusal (401, 429, 403 for a token that cannot upload; 503
         while the htpasswd file cannot be read). Blocking (bcrypt): call it in a thread."""
         assert self.authenticator is not None
-        result = self.authenticator.check(credentials, address)
+        return self._judge(self.authenticator.check(credentials, address))
+
+    def verify_quick(self, credentials: Credentials, address: str | None) -> Principal | Refusal | None:
+        """:meth:`verify`'s answer from memory alone (a password checked moments ago, a
+        cached token record), or None when only :meth:`verify` can tell. No I/O, no
+        bcrypt: safe on the reactor thread."""
+        assert self.authenticator is not None
+        result = self.authenticator.quick(credentials, address)
+        return None if result is None else self._judge(result)
+
+    def _judge(self, result: AuthResult) -> Principal | Refusal:
+        assert self.authenticator is not None
         if result.principal is not None:
             if not result.principal.can(Scope.UPLOAD):
                 message = (f"token {result.principal.token_id} allows read only: uploading "

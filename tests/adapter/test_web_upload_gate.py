@@ -305,7 +305,8 @@ def test_a_declared_length_that_would_cross_the_reserve_is_507(
     ok = Connection(site)
     ok.send(upload_head(22_400_000))  # 44.8 MB needed: 5.2 MB left
     assert ok.transport.value() == b""
-    assert disk["measured"] == 2
+    # Judged on the first one's measurement: it is fresh and nothing was admitted since.
+    assert disk["measured"] == 1
 
 
 def test_bodies_admitted_but_not_yet_in_count_against_the_space(
@@ -325,6 +326,82 @@ def test_bodies_admitted_but_not_yet_in_count_against_the_space(
     third.send(upload_head(13_000_000))
     run.step()
     assert third.transport.value() == b""
+
+
+def test_a_release_pays_for_one_check_and_its_other_files_for_none(
+    tmp_path: Path, spool: Spool, run: ManualRun, waiter: FakeWaiter, disk: dict[str, int]
+) -> None:
+    """twine uploads each file of a release with the same credentials: once one of them
+    passed the check, the others are admitted as their headers arrive (the password
+    remembered, the free space measured a moment ago), without a thread trip."""
+    reactor = MemoryReactorClock()
+    add_user(tmp_path / "htpasswd", USER, PASSWORD, rounds=4)
+    auth = Htpasswd(tmp_path / "htpasswd", clock=reactor.seconds)
+    site = make_site(tmp_path, spool, auth=auth, run=run, waiter=waiter, reactor=reactor)
+    first = Connection(site)
+    first.send(upload_head(2000, Expect="100-continue"))
+    assert run.names() == ["check"]
+    run.step()
+    second = Connection(site)
+    second.send(upload_head(2000, Expect="100-continue"))
+    assert run.names() == []  # nothing queued: no check, no statvfs
+    assert second.transport.producerState == "producing"
+    assert second.transport.value() == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert second.channel.requests[-1].verified is not None
+    assert disk["measured"] == 1 and auth.slow_checks == 1
+    wrong = Connection(site)
+    wrong.send(upload_head(2000, "wrong"))
+    assert run.names() == ["check"]  # another password is checked as ever
+    run.step()
+    assert wrong.responses()[0].status == 401
+    reactor.advance(1.5)  # the measurement and the look at the htpasswd file are old now
+    third = Connection(site)
+    third.send(upload_head(2000))
+    assert run.names() == ["check"] and third.transport.producerState == "paused"
+    run.step()
+    assert third.transport.value() == b"" and disk["measured"] == 2
+
+
+def test_bodies_in_since_the_measurement_count_against_it(
+    tmp_path: Path, spool: Spool, run: ManualRun, disk: dict[str, int]
+) -> None:
+    """A body admitted on a measurement and then stored is not in that measurement: the
+    next upload that would need that room is measured again, not admitted from memory."""
+    reactor = MemoryReactorClock()
+    add_user(tmp_path / "htpasswd", USER, PASSWORD, rounds=4)
+    auth = Htpasswd(tmp_path / "htpasswd", clock=reactor.seconds)
+    site = make_site(tmp_path, spool, auth=auth, run=run, reactor=reactor)
+    first = Connection(site, peer=peer(1))
+    first.send(upload_head(10_000))
+    run.step()
+    first.send(b"x" * 10_000)  # in (20 KB counted); its slot is free again
+    disk["free"] -= 20_000
+    second = Connection(site, peer=peer(2))
+    second.send(upload_head(20_000_000))  # 40 MB: 50 MB - 20 KB - 40 MB is above the reserve
+    assert run.names() == ["_receive"] and second.transport.value() == b""  # the first's form
+    third = Connection(site, peer=peer(3))
+    third.send(upload_head(2_000_000))  # 4 MB more would leave less than 5 MB by the estimate
+    assert run.names() == ["_receive", "check"]
+    disk["free"] -= 40_000_000  # the second's body is in by the time of the measurement
+    run.flush()
+    assert third.responses()[0].status == 507  # only a measurement refuses
+
+
+def test_a_throttled_sender_is_refused_from_memory_and_frees_its_slot(
+    tmp_path: Path, spool: Spool, auth: Htpasswd, run: ManualRun
+) -> None:
+    policy = WebPolicy(uploads=AdmissionPolicy(max_per_client=1))
+    site = make_site(tmp_path, spool, auth=auth, run=run, policy=policy)
+    for _ in range(11):
+        conn = Connection(site)
+        conn.send(upload_head(password="wrong"))
+        run.step()
+        assert conn.responses()[0].status == 401
+    blocked = Connection(site)
+    blocked.send(upload_head())
+    [r] = blocked.responses()
+    assert r.status == 429 and r.header("retry-after") and run.names() == []
+    assert site.gate is not None and site.gate.slots.total == 0
 
 
 # -- the pace of a body -----------------------------------------------------------------------

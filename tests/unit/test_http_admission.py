@@ -9,6 +9,7 @@ from spoold.http.admission import (
     Refusal,
     Slots,
     Space,
+    SpaceGauge,
     reserve_for,
     space_refusal,
     upload_needs,
@@ -62,3 +63,19 @@ def test_zero_means_no_limit() -> None:
     slots = Slots(AdmissionPolicy(max_per_client=0, max_total=0))
     assert not any(isinstance(slots.take("a"), Refusal) for _ in range(1000))
     assert slots.total == 1000
+
+
+def test_the_space_gauge_trusts_a_fresh_measurement_less_what_came_since() -> None:
+    gauge = SpaceGauge(max_age=1.0)
+    assert gauge.estimate(0.0) is None  # nothing measured yet
+    gauge.admitted(100)  # admitted and in before the measurement: the measurement saw it
+    asked = gauge.ask(10.0, in_flight=30)  # a body of 30 admitted but not yet in
+    gauge.admitted(40)  # admitted while the measurement was under way
+    gauge.record(Space(free=1000, size=5000), asked)
+    gauge.admitted(5)
+    assert gauge.estimate(10.5) == Space(free=1000 - 30 - 40 - 5, size=5000)
+    assert gauge.estimate(11.0) is not None
+    assert gauge.estimate(11.01) is None  # too old: measure again
+    assert gauge.estimate(9.0) is None  # the clock went back: measure again
+    gauge.admitted(10_000)
+    assert gauge.estimate(10.5) == Space(free=0, size=5000)

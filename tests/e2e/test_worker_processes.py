@@ -88,14 +88,14 @@ def new_bucket(endpoint: str) -> str:
 def test_four_workers_publish_backlog_and_live_drops_exactly_once(tmp_path):
     spool, storage = tmp_path / "spool", tmp_path / "storage"
     Spool.create(spool)
-    backlog = make_wheels(tmp_path / "backlog", 200)
-    live = make_wheels(tmp_path / "live", 1000, start=200)
+    backlog = make_wheels(tmp_path / "backlog", 100)
+    live = make_wheels(tmp_path / "live", 500, start=100)
     drop(spool, backlog)
     config = write_config(tmp_path / "spoold.toml", spool, str(storage))
     with Workers(tmp_path, config) as workers:
         workers.start(4)
         drop(spool, live)
-        wait_until(lambda: count(spool / "done") == 1200, 240, "1,200 items in done/")
+        wait_until(lambda: count(spool / "done") == 600, 240, "600 items in done/")
         assert workers.stop() == [0, 0, 0, 0]
     expected = {p.name for p in backlog + live}
     files = published_files(local_reader(storage))
@@ -109,15 +109,15 @@ def test_four_workers_publish_backlog_and_live_drops_exactly_once(tmp_path):
 def test_workers_on_s3_and_two_spools_sharing_a_bucket(tmp_path, s3env):
     """Two "hosts", each with its own spool and two workers, publish into one bucket: a
     backlog waiting before they start, then files dropped while they run, some of them
-    (identical bytes) on both hosts. (400 files: moto is slow, and the suite must stay short.)"""
+    (identical bytes) on both hosts. (240 files: moto is slow, and the suite must stay short.)"""
     bucket = new_bucket(s3env["endpoint"])
     spools = [tmp_path / "host-a", tmp_path / "host-b"]
-    wheels = make_wheels(tmp_path / "dists", 400)
+    wheels = make_wheels(tmp_path / "dists", 240)
     for spool in spools:
         Spool.create(spool)
-    backlog = {spools[0]: wheels[:60], spools[1]: wheels[200:260]}
+    backlog = {spools[0]: wheels[:60], spools[1]: wheels[120:160]}
     shared = wheels[:40]
-    live = {spools[0]: wheels[60:200], spools[1]: shared + wheels[260:]}
+    live = {spools[0]: wheels[60:120], spools[1]: shared + wheels[160:]}
     for spool, batch in backlog.items():
         drop(spool, batch)
     with Workers(tmp_path, write_config(tmp_path / "a.toml", spools[0], f"s3://{bucket}/pypi"),
@@ -128,7 +128,7 @@ def test_workers_on_s3_and_two_spools_sharing_a_bucket(tmp_path, s3env):
         b.start(2)
         for spool, batch in live.items():
             drop(spool, batch)
-        wait_until(lambda: count(spools[0] / "done") + count(spools[1] / "done") == 440, 240,
+        wait_until(lambda: count(spools[0] / "done") + count(spools[1] / "done") == 280, 240,
                    "all items published from both spools")
         assert a.stop() + b.stop() == [0, 0, 0, 0]
     read = s3_reader(bucket, s3env["endpoint"])

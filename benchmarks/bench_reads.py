@@ -41,7 +41,7 @@ sys.path.insert(0, str(HERE.parent))
 from bench_http import cpu_seconds, free_port, pinned, wait_http  # noqa: E402
 from bench_publish import build_store  # noqa: E402
 
-from spoold.access.htpasswd import add_user  # noqa: E402
+from spoold.access.accounts import add_user  # noqa: E402
 
 SERVER_CPU, CLIENT_CPU = "0", "1"
 JSON = "application/vnd.pypi.simple.v1+json"

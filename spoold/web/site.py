@@ -42,6 +42,7 @@ from spoold.http.admission import AdmissionPolicy, Refusal
 from spoold.web.admission import Admitting, UploadGate
 from spoold.web.channel import SpooldChannel
 from spoold.web.request import SpooldRequest, peer_host
+from spoold.web.pagewatch import PageWatch
 from spoold.web.simple import SimplePolicy, SimpleResource
 from spoold.access.authenticate import Authenticator, Passwords
 from spoold.access.store import AccessStore
@@ -280,8 +281,14 @@ def build_site(
     # Local pages are read in one trip at a time (the reads are quick, the hops are not);
     # others (S3: a round trip each) in many at once.
     in_flight = 1 if isinstance(storage_reader, LocalStorage) else 16
+    watch = None
+    if cache is not None and isinstance(storage_reader, LocalStorage):
+        watch = PageWatch.for_storage(storage_reader.root, cache)
+        if watch is not None:  # the inotify descriptor is read on the reactor; never blocks
+            reactor.addReader(watch)
+            reactor.addSystemEventTrigger("after", "shutdown", watch.close)
     root.putChild(b"simple", SimpleResource(storage_reader, run, web.simple, cache, guard, in_flight,
-                                            reactor.callLater))
+                                            reactor.callLater, watch))
     root.putChild(b"packages", FilesResource(storage_reader, run, web.files, guard))
     root.putChild(b"_auth", AuthCheckResource(guard))
     root.putChild(b"health", HealthResource(spool, storage_reader.ping, run, metrics, bugs, guard))

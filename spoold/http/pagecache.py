@@ -27,7 +27,6 @@ inflates it again (about a microsecond for a project page); pages larger than
 from __future__ import annotations
 
 import zlib
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from spoold.errors import InvalidFilename
@@ -41,8 +40,7 @@ __all__ = ["COMPRESS_BELOW", "ENTRY_OVERHEAD", "PageCache"]
 #: cost more than it saves).
 COMPRESS_BELOW = 32 * 1024
 #: Bytes an entry costs besides its data (key, tuple, dict slot), counted in the bound.
-ENTRY_OVERHEAD = 256
-_FOREVER = float("inf")
+ENTRY_OVERHEAD = 160
 
 
 class PageCache:
@@ -52,8 +50,10 @@ class PageCache:
         self.ttl = ttl
         self.clock = clock
         self.max_bytes = max_bytes
-        #: key -> (flag byte + ETag length + ETag + body, deflated or not; expiry time)
-        self._pages: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        #: key -> its entry: flag byte + ETag length + ETag + body (deflated or not),
+        #: alone when lasting, else with its expiry time. A plain dict in least recently
+        #: used order (a hit moves its key to the end): the smallest container there is.
+        self._pages: dict[str, bytes | tuple[bytes, float]] = {}
         self._bytes = 0
         #: Bumped by every invalidation; a read that started before the latest
         #: invalidation of its key may hold an old page and is not remembered.
@@ -83,16 +83,20 @@ class PageCache:
     def get(self, key: str, *, count_miss: bool = True) -> Page | None:
         """The page, or None (``count_miss``: count that as a miss; a caller that asks
         again on a slower path counts it once)."""
-        entry = self._pages.get(key)
+        pages = self._pages
+        entry = pages.pop(key, None)
         if entry is None:
             self.misses += count_miss
             return None
-        blob, expires = entry
-        if expires != _FOREVER and self.clock() >= expires:
-            self._drop(key)
-            self.misses += count_miss
-            return None
-        self._pages.move_to_end(key)
+        pages[key] = entry  # now the most recently used
+        if type(entry) is tuple:
+            blob, expires = entry
+            if self.clock() >= expires:
+                self._drop(key)
+                self.misses += count_miss
+                return None
+        else:
+            blob = entry
         self.hits += 1
         return self._unpack(key, blob)
 
@@ -110,7 +114,7 @@ class PageCache:
         if cost > self.max_bytes // 4:
             return
         self._drop(key)
-        self._pages[key] = (blob, _FOREVER if lasting else read_at + self.ttl)
+        self._pages[key] = blob if lasting else (blob, read_at + self.ttl)
         self._bytes += cost
         while self._bytes > self.max_bytes:
             self._drop(next(iter(self._pages)))
@@ -159,7 +163,8 @@ class PageCache:
             return b"r" + head + data
         kind = key.rpartition("/")[2]
         zdict = self._dictionaries.setdefault(kind, data)
-        packer = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zdict=zdict)
+        # memLevel 1: a small hash table, plenty for a page, and ten times cheaper to set up
+        packer = zlib.compressobj(6, zlib.DEFLATED, -15, 1, zdict=zdict)
         return b"z" + head + packer.compress(data) + packer.flush()
 
     def _unpack(self, key: str, blob: bytes) -> Page:
@@ -173,4 +178,4 @@ class PageCache:
     def _drop(self, key: str) -> None:
         entry = self._pages.pop(key, None)
         if entry is not None:
-            self._bytes -= len(entry[0]) + ENTRY_OVERHEAD
+            self._bytes -= len(entry[0] if type(entry) is tuple else entry) + ENTRY_OVERHEAD

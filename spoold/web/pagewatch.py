@@ -30,16 +30,19 @@ import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred
 
 from twisted.internet.interfaces import IReadDescriptor
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from spoold.http.pagecache import PageCache
+from spoold.storage.base import Page
 from spoold.storage.keys import project_page_keys, root_page_keys
 
-__all__ = ["PageWatch", "remote_filesystem"]
+__all__ = ["PageWatch", "Warmer", "remote_filesystem"]
 
 log = Logger()
 
@@ -211,3 +214,66 @@ class PageWatch:
         if self._inotify.fd >= 0:
             os.close(self._inotify.fd)
             self._inotify.fd = -1
+
+
+class _Pages(Protocol):
+    root: Path
+
+    def read_page(self, key: str) -> Page | None: ...
+
+
+class Warmer:
+    """Reads the pages of every project into the cache once, at start, so that a server
+    answers from memory from its first minute on, not after a cold start of misses.
+
+    Only with a :class:`PageWatch` (pages read then stay); in chunks, each one trip to
+    the pool (watch the folder, read the pages) and its pages remembered on the reactor;
+    it stops where the cache's bound would start pushing pages out. The root index is
+    left to the first request (it is large and few ask for it)."""
+
+    def __init__(self, watch: PageWatch, storage: _Pages, cache: PageCache, run: Any,
+                 chunk: int = 256) -> None:
+        self.watch = watch
+        self.storage = storage
+        self.cache = cache
+        self.run = run
+        self.chunk = chunk
+        #: Fires with the number of pages read once warming is over.
+        self.done: Deferred[int] = Deferred()
+        self._read = 0
+
+    def start(self) -> None:
+        self.run(self._projects).addCallbacks(self._next, self._failed)
+
+    def _projects(self) -> list[str]:
+        with os.scandir(Path(self.storage.root) / "simple") as entries:
+            return sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
+
+    def _next(self, projects: list[str]) -> None:
+        if not projects or self.cache.held_bytes > self.cache.max_bytes * 0.9:
+            log.info("{pages} index pages read into memory", pages=self._read)
+            self.done.callback(self._read)
+            return
+        ticket = self.cache.ticket()
+        chunk, rest = projects[:self.chunk], projects[self.chunk:]
+        self.run(self._read_chunk, chunk).addCallback(self._keep, ticket, rest).addErrback(self._failed)
+
+    def _read_chunk(self, projects: list[str]) -> list[tuple[str, Page | None, bool]]:
+        out = []
+        for project in projects:
+            for key in project_page_keys(project):
+                lasting = self.watch.watch(key)
+                out.append((key, self.storage.read_page(key), lasting))
+        return out
+
+    def _keep(self, pages: list[tuple[str, Page | None, bool]], ticket: tuple[float, int],
+              rest: list[str]) -> None:
+        for key, page, lasting in pages:
+            if page is not None and lasting:
+                self.cache.put(key, page, ticket, lasting=True)
+                self._read += 1
+        self._next(rest)
+
+    def _failed(self, failure: Any) -> None:
+        log.failure("reading the index pages into memory stopped", failure)
+        self.done.callback(self._read)

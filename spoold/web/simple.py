@@ -33,7 +33,7 @@ from spoold.index.manifest import RootIndex
 from spoold.access.principal import ANONYMOUS, Principal
 from spoold.index.pages import parse_root_json, render_root_html, render_root_json
 from spoold.storage.base import Page
-from spoold.storage.keys import project_page_keys, root_page_keys
+from spoold.storage.keys import project_html_key, project_json_key, project_page_keys, root_page_keys
 from spoold.threads import Run
 from spoold.web.guard import Guard
 from spoold.web.pagewatch import PageWatch
@@ -181,13 +181,20 @@ class SimpleResource(LeafResource):
     def _from_memory(self, request: Request) -> bytes | None:
         """The common read answered at once: a public GET of a cached page with a plain
         Accept header and no condition. None: take the general path (which also serves
-        from the cache)."""
+        from the cache, and answers everything else).
+
+        The key is made from the path as it came: only pages of normalized project names
+        are ever cached, so a hit proves the route (no route is computed or remembered)."""
         assert self.cache is not None
         headers = request.requestHeaders
         if request.args or headers.hasHeader(b"if-none-match"):
             return None
-        route = simple_route(request.postpath or [])
-        if not isinstance(route, ServePage):
+        path = request.postpath
+        if path == [b""]:
+            project = None
+        elif len(path) == 2 and not path[1] and path[0].isascii():
+            project = path[0].decode("ascii")
+        else:
             return None
         accept = headers.getRawHeaders(b"accept")
         if accept is not None and len(accept) != 1:
@@ -199,8 +206,11 @@ class SimpleResource(LeafResource):
         if offer is None:
             return None
         fmt, content_type = offer
-        html, json = root_page_keys() if route.project is None else project_page_keys(route.project)
-        page = self.cache.get(html if fmt is Format.HTML else json, count_miss=False)
+        if project is None:
+            key = root_page_keys()[fmt is Format.JSON]
+        else:
+            key = project_html_key(project) if fmt is Format.HTML else project_json_key(project)
+        page = self.cache.get(key, count_miss=False)
         if page is None:
             return None
         out = request.responseHeaders

@@ -132,3 +132,49 @@ MOUNTS = """\
 ])
 def test_remote_filesystems_are_not_watched(path: str, remote: bool) -> None:
     assert remote_filesystem(Path(path), MOUNTS) is remote
+
+
+def test_the_warmer_reads_every_project_once_at_start(tmp_path: Path, spool: Spool) -> None:
+    from spoold.testing import run_now
+    from spoold.web.pagewatch import Warmer
+
+    storage = CountingStorage(tmp_path / "storage")
+    for name in ("alpha", "beta", "gamma"):
+        storage.put_page(f"simple/{name}/index.html", f"<html>{name}</html>".encode(), 1)
+        storage.put_page(f"simple/{name}/index.v1.json", f'{{"name": "{name}"}}'.encode(), 1)
+    reactor = MemoryReactorClock()
+    site = make_site(tmp_path, spool, storage=storage, reactor=reactor)
+    simple = site.resource.children[b"simple"]
+    # build_site starts one when the reactor runs; this one is driven by the test.
+    assert any(hook[0].__self__.__class__ is Warmer for hook in reactor.whenRunningHooks)
+    warmer = Warmer(simple.watch, storage, site.page_cache, run_now, chunk=2)
+    try:
+        warmer.start()
+        assert warmer.done.called and len(storage.reads) == 6
+        for name in ("alpha", "beta", "gamma"):
+            assert request(site, "GET", f"/simple/{name}/").body == f"<html>{name}</html>".encode()
+        assert len(storage.reads) == 6  # all from memory
+        storage.put_page("simple/beta/index.html", b"<html>beta 2</html>", 2)
+        simple.watch.doRead()
+        assert request(site, "GET", "/simple/beta/").body == b"<html>beta 2</html>"
+    finally:
+        simple.watch.close()
+
+
+def test_the_warmer_stops_before_the_cache_would_push_pages_out(tmp_path: Path, spool: Spool) -> None:
+    from spoold.http.pagecache import PageCache
+    from spoold.testing import run_now
+    from spoold.web.pagewatch import Warmer
+
+    storage = CountingStorage(tmp_path / "storage")
+    for i in range(20):
+        storage.put_page(f"simple/p{i:02d}/index.html", b"<html>%d</html>" % i, 1)
+    cache = PageCache(10, lambda: 0.0, max_bytes=2000)
+    watch = PageWatch(storage.root, cache)
+    try:
+        warmer = Warmer(watch, storage, cache, run_now, chunk=2)
+        warmer.start()
+        assert warmer.done.called and 0 < len(cache) < 20
+        assert cache.held_bytes <= cache.max_bytes
+    finally:
+        watch.close()

@@ -64,6 +64,8 @@ class PageCache:
         self._floor = 0
         #: The priming dictionary of each kind of page (by the key's last part).
         self._dictionaries: dict[str, bytes] = {}
+        #: Pages are being read in at start (:class:`spoold.web.pagewatch.Warmer`).
+        self.warming = False
         #: Answered from memory, and not (counted by :meth:`get`).
         self.hits = 0
         self.misses = 0

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import itertools
 import os
 import struct
 from collections.abc import Iterator
@@ -136,8 +137,9 @@ class PageWatch:
         self.root = os.fsencode(root)
         self.cache = cache
         self._inotify = _Inotify()
-        #: watch descriptor -> the project whose folder it watches (None: ``simple/``)
-        self._folders: dict[int, str | None] = {}
+        #: watch descriptor -> the key of a page in the folder it watches: the very
+        #: string the cache holds the page under (so the map costs no string of its own)
+        self._folders: dict[int, str] = {}
         self._refused = False
 
     @classmethod
@@ -170,7 +172,7 @@ class PageWatch:
                          "seconds (raise fs.inotify.max_user_watches?)", folder=os.fsdecode(folder),
                          error=exc.strerror)
             return False
-        self._folders[wd] = project
+        self._folders[wd] = key
         return True
 
     # -- on the reactor thread ---------------------------------------------------------------
@@ -195,7 +197,8 @@ class PageWatch:
             # may be of it, so none of them is remembered.
             self.cache.forget_reads()
             return
-        project = self._folders[wd]
+        parts = self._folders[wd].split("/")
+        project = parts[1] if len(parts) == 3 else None
         if mask & _GONE:
             if mask & IN_IGNORED:
                 del self._folders[wd]
@@ -241,22 +244,30 @@ class Warmer:
         #: Fires with the number of pages read once warming is over.
         self.done: Deferred[int] = Deferred()
         self._read = 0
+        self._projects: Iterator[str] = iter(())
 
     def start(self) -> None:
-        self.run(self._projects).addCallbacks(self._next, self._failed)
+        self.cache.warming = True
+        self.run(self._list).addCallbacks(self._listed, self._failed)
 
-    def _projects(self) -> list[str]:
+    def _list(self) -> list[str]:
         with os.scandir(Path(self.storage.root) / "simple") as entries:
             return sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
 
-    def _next(self, projects: list[str]) -> None:
-        if not projects or self.cache.held_bytes > self.cache.max_bytes * 0.9:
+    def _listed(self, projects: list[str]) -> None:
+        self._projects = iter(projects)
+        self._next()
+
+    def _next(self) -> None:
+        chunk = list(itertools.islice(self._projects, self.chunk))
+        if not chunk or self.cache.held_bytes > self.cache.max_bytes * 0.9:
+            self._projects = iter(())
+            self.cache.warming = False
             log.info("{pages} index pages read into memory", pages=self._read)
             self.done.callback(self._read)
             return
         ticket = self.cache.ticket()
-        chunk, rest = projects[:self.chunk], projects[self.chunk:]
-        self.run(self._read_chunk, chunk).addCallback(self._keep, ticket, rest).addErrback(self._failed)
+        self.run(self._read_chunk, chunk).addCallback(self._keep, ticket).addErrback(self._failed)
 
     def _read_chunk(self, projects: list[str]) -> list[tuple[str, Page | None, bool]]:
         out = []
@@ -266,14 +277,14 @@ class Warmer:
                 out.append((key, self.storage.read_page(key), lasting))
         return out
 
-    def _keep(self, pages: list[tuple[str, Page | None, bool]], ticket: tuple[float, int],
-              rest: list[str]) -> None:
+    def _keep(self, pages: list[tuple[str, Page | None, bool]], ticket: tuple[float, int]) -> None:
         for key, page, lasting in pages:
             if page is not None and lasting:
                 self.cache.put(key, page, ticket, lasting=True)
                 self._read += 1
-        self._next(rest)
+        self._next()
 
     def _failed(self, failure: Any) -> None:
         log.failure("reading the index pages into memory stopped", failure)
+        self.cache.warming = False
         self.done.callback(self._read)

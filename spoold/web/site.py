@@ -338,6 +338,8 @@ class PageCacheCollector:
                                 value=len(self.cache))
         yield GaugeMetricFamily("spoold_page_cache_bytes", "Bytes the held index pages cost.",
                                 value=self.cache.held_bytes)
+        yield GaugeMetricFamily("spoold_page_cache_warming", "1 while the pages are read in at start.",
+                                value=int(self.cache.warming))
 
 
 def web_policy(settings: Settings) -> WebPolicy:

@@ -213,8 +213,12 @@ class SimpleResource(LeafResource):
         page = self.cache.get(key, count_miss=False)
         if page is None:
             return None
+        return self._send_page(request, page, content_type, b"Accept")
+
+    def _send_page(self, request: Request, page: Page, content_type: bytes, vary: bytes) -> bytes:
+        """The headers of a 200 with ``page``; its body, for ``render`` to send."""
         out = request.responseHeaders
-        out.setRawHeaders(b"vary", [b"Accept"])
+        out.setRawHeaders(b"vary", [vary])
         out.setRawHeaders(b"etag", [page.etag.encode("ascii")])
         out.setRawHeaders(b"cache-control", [self._cache_control])
         out.setRawHeaders(b"x-content-type-options", [b"nosniff"])
@@ -248,10 +252,37 @@ class SimpleResource(LeafResource):
         # The answer depends on who asks: no shared cache may hand it to someone else.
         request.setHeader(b"vary", b"Accept, Authorization")
         d = self.guard.reader(request, project)
-        d.addCallback(lambda principal: None if principal is None
-                      else self._read(request, choice, project, principal))
-        d.addErrback(self._failed, request)
-        return NOT_DONE_YET
+        known: list[Principal | None] = []
+        d.addCallback(known.append)
+        if not known:  # the credentials are being checked on a thread (or failed)
+            d.addCallback(lambda _: None if known[0] is None
+                          else self._read(request, choice, project, known[0]))
+            d.addErrback(self._failed, request)
+            return NOT_DONE_YET
+        # Decided from memory (a cached token, a remembered password): go on at once.
+        principal = known[0]
+        if principal is None:
+            return NOT_DONE_YET  # refused, and answered
+        body = self._private_from_memory(request, choice, project, principal)
+        return body if body is not None else self._read(request, choice, project, principal)
+
+    def _private_from_memory(self, request: Request, choice: Choice, project: str | None,
+                             principal: Principal) -> bytes | None:
+        """A cached page for a reader who may see it, answered at once; None: take
+        :meth:`_read` (a hidden project, a root filtered for a limited token, a condition,
+        a miss)."""
+        assert self.guard is not None
+        if self.cache is None or request.method != b"GET" or request.requestHeaders.hasHeader(b"if-none-match"):
+            return None
+        if project is None and principal.projects:
+            return None
+        if project is not None and not self.guard.sees(principal, project):
+            return None
+        html, json = root_page_keys() if project is None else project_page_keys(project)
+        page = self.cache.get(html if choice.format is Format.HTML else json, count_miss=False)
+        if page is None:
+            return None
+        return self._send_page(request, page, choice.content_type.encode("ascii"), b"Accept, Authorization")
 
     def _read(self, request: Request, choice: Choice, project: str | None,
               principal: Principal) -> bytes | int:

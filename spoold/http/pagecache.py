@@ -26,6 +26,7 @@ inflates it again (about a microsecond for a project page); pages larger than
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Callable, Iterable
 
@@ -41,6 +42,7 @@ __all__ = ["COMPRESS_BELOW", "ENTRY_OVERHEAD", "PageCache"]
 COMPRESS_BELOW = 32 * 1024
 #: Bytes an entry costs besides its data (key, tuple, dict slot), counted in the bound.
 ENTRY_OVERHEAD = 160
+_HEX_ETAG = re.compile(rb'^"[0-9a-f]{32}"$')
 
 
 class PageCache:
@@ -159,7 +161,10 @@ class PageCache:
 
     def _pack(self, key: str, page: Page) -> bytes:
         etag = page.etag.encode("ascii")
-        head = bytes((len(etag),)) + etag
+        if _HEX_ETAG.match(etag):  # what local storage makes: 16 bytes instead of 34
+            head = b"\x00" + bytes.fromhex(etag[1:-1].decode("ascii"))
+        else:
+            head = bytes((len(etag),)) + etag
         data = page.data
         if len(data) >= COMPRESS_BELOW:
             return b"r" + head + data
@@ -170,8 +175,12 @@ class PageCache:
         return b"z" + head + packer.compress(data) + packer.flush()
 
     def _unpack(self, key: str, blob: bytes) -> Page:
-        end = 2 + blob[1]
-        etag = blob[2:end].decode("ascii")
+        if blob[1] == 0:
+            end = 18
+            etag = '"' + blob[2:18].hex() + '"'
+        else:
+            end = 2 + blob[1]
+            etag = blob[2:end].decode("ascii")
         if blob[0] == 0x72:  # b"r"
             return Page(blob[end:], etag)
         zdict = self._dictionaries[key.rpartition("/")[2]]

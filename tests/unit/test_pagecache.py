@@ -145,3 +145,10 @@ def test_hits_and_misses_are_counted():
     cache.get("simple/b/index.html")
     cache.get("simple/b/index.html", count_miss=False)
     assert (cache.hits, cache.misses) == (1, 1)
+
+
+def test_etags_come_back_exactly():
+    cache = PageCache(10, FakeClock())
+    for i, etag in enumerate(['"' + "0123456789abcdef" * 2 + '"', '"ABC"', 'W/"x"', '"' + "f" * 32 + '"']):
+        cache.put(f"simple/p{i}/index.html", Page(b"<html></html>", etag), cache.ticket())
+        assert cache.get(f"simple/p{i}/index.html") == Page(b"<html></html>", etag)

@@ -11,13 +11,25 @@ same run and the same harness, ``spoold serve`` over that storage:
 
 Every server is pinned to core 0 (``taskset``), wrk to core 1 with 16 connections; each
 request asks for a random project page of the whole store (``/simple/project-NNNNNN/``),
-so with the page cache off (``--page-cache 0``, the default here) *no* request is a cache
-hit, and with the default 10 s cache the hit rate is what a uniform load over this many
-pages gets (printed: lambda*T/(1+lambda*T) for request rate lambda per page and TTL T).
-Figures: requests/s and the ratio to the floor, server CPU per request, and the RSS of
-``spoold serve`` after all that load (target < 100 MB at 50,000 projects).
+uniformly. All four servers are started first (spoold's start-up read of the pages into
+memory is waited for: ``spoold_page_cache_warming`` in ``/metrics``; its time and the RSS
+after it are printed), then measured in ``--rounds`` alternating windows of ``--seconds``
+each (after ``--warm-up`` seconds of the same load), so that a burst of other work on the
+machine hits every server alike; the best window of each counts, and every round's req/s
+is shown for the spread.
 
-Run:  python benchmarks/bench_reads.py [--projects 50000] [--seconds 8] [--page-cache 0]
+Figures: requests/s and the ratio to the floor, server CPU per request, the page cache
+hit rate *measured* in the windows (spoold's own ``spoold_page_cache_hits/misses`` in
+``/metrics``), and the RSS of ``spoold serve`` after all that load (target < 100 MB at
+50,000 projects). With local storage on a local filesystem spoold reads every page in at
+start and keeps it until inotify reports its file changed, so the hit rate is what the
+whole store in memory gets (100% unless the cache bound is reached); ``--page-cache 0``
+shows every request going to storage instead (the miss path: a trip to the thread pool).
+
+Run:  python benchmarks/bench_reads.py [--projects 50000] [--seconds 5] [--rounds 3]
+                                       [--page-cache 10] [--store DIR]
+``--store DIR`` keeps the built index for the next run (building 50,000 projects takes a
+minute).
 """
 
 from __future__ import annotations

@@ -136,6 +136,8 @@ class PageCache:
             self._drop(key)
             self._invalidated[key] = self._epoch
         self._epoch += 1
+        if len(self._invalidated) > 10_000:  # only reads under way need it: keep it small
+            self.forget_reads()
 
     def forget_reads(self) -> None:
         """Remember none of the reads under way (a watch cannot tell what they read)."""

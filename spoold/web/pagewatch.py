@@ -58,6 +58,7 @@ IN_MOVE_SELF = 0x800
 IN_Q_OVERFLOW = 0x4000
 IN_IGNORED = 0x8000
 IN_ONLYDIR = 0x1000000
+IN_ISDIR = 0x40000000
 IN_NONBLOCK = os.O_NONBLOCK
 IN_CLOEXEC = os.O_CLOEXEC
 #: Everything that can change what a folder's pages are.
@@ -210,7 +211,7 @@ class PageWatch:
             self.cache.changed(root_page_keys() if project is None else project_page_keys(project))
         elif project is None and name in _PAGES:
             self.cache.changed(root_page_keys())
-        elif project is None:  # a project's folder came, went or moved
+        elif project is None and mask & IN_ISDIR:  # a project's folder came, went or moved
             self.cache.changed(project_page_keys(os.fsdecode(name)))
         elif name in _PAGES:
             self.cache.changed([f"simple/{project}/{name.decode()}"])

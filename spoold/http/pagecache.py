@@ -35,20 +35,23 @@ from spoold.inspection.filenames import parse_filename
 from spoold.storage import Page
 from spoold.storage.keys import project_page_keys, root_page_keys
 
-__all__ = ["COMPRESS_BELOW", "ENTRY_OVERHEAD", "PageCache"]
+__all__ = ["COMPRESS_BELOW", "DEFAULT_MAX_BYTES", "ENTRY_OVERHEAD", "PageCache"]
 
 #: Pages at least this large are kept uncompressed (inflating them on every hit would
 #: cost more than it saves).
 COMPRESS_BELOW = 32 * 1024
 #: Bytes an entry costs besides its data (key, tuple, dict slot), counted in the bound.
-ENTRY_OVERHEAD = 160
+ENTRY_OVERHEAD = 200
+#: The default bound: the pages of some 100,000 index pages of a few files each, or fewer
+#: larger ones, with ``spoold serve`` still under 100 MB in all.
+DEFAULT_MAX_BYTES = 32 << 20
 _HEX_ETAG = re.compile(rb'^"[0-9a-f]{32}"$')
 
 
 class PageCache:
     """Bounded by bytes held (least recently used first out); reactor-thread only."""
 
-    def __init__(self, ttl: float, clock: Callable[[], float], max_bytes: int = 48 << 20) -> None:
+    def __init__(self, ttl: float, clock: Callable[[], float], max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.ttl = ttl
         self.clock = clock
         self.max_bytes = max_bytes

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from spoold.http.pagecache import PageCache
+from spoold.http.pagecache import DEFAULT_MAX_BYTES, PageCache
 
 __all__ = ["ExplorerCache", "LinkedPageCache"]
 
@@ -84,7 +84,7 @@ class LinkedPageCache(PageCache):
     """The index page cache, passing every invalidation on to the explorer's cache."""
 
     def __init__(self, ttl: float, clock: Callable[[], float], linked: ExplorerCache,
-                 max_bytes: int = 64 << 20) -> None:
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         super().__init__(ttl, clock, max_bytes)
         self.linked = linked
 

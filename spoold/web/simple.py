@@ -28,14 +28,15 @@ from spoold.errors import Transient
 from spoold.http.conditional import etag_matches
 from spoold.http.negotiation import Choice, Format, NotAcceptable, choose
 from spoold.http.pagecache import PageCache
-from spoold.http.paths import NotFound, Redirect, simple_route
+from spoold.http.paths import NotFound, Redirect, ServePage, simple_route
 from spoold.index.manifest import RootIndex
 from spoold.access.principal import ANONYMOUS, Principal
 from spoold.index.pages import parse_root_json, render_root_html, render_root_json
 from spoold.storage.base import Page
-from spoold.storage.keys import project_page_keys, root_page_keys
+from spoold.storage.keys import project_html_key, project_json_key, project_page_keys, root_page_keys
 from spoold.threads import Run
 from spoold.web.guard import Guard
+from spoold.web.pagewatch import PageWatch
 from spoold.web.protocols import StorageReader
 from spoold.web.responses import LeafResource, finish_text, is_gone, send_text
 
@@ -141,17 +142,34 @@ class SimpleResource(LeafResource):
 
     def __init__(self, storage: StorageReader, run: Run, policy: SimplePolicy | None = None,
                  cache: PageCache | None = None, guard: Guard | None = None,
-                 reads_in_flight: int = 2, later: Callable[..., object] | None = None) -> None:
+                 reads_in_flight: int = 2, later: Callable[..., object] | None = None,
+                 watch: PageWatch | None = None) -> None:
         super().__init__()
         self.storage = storage
         self.run = run
-        self.reads = BatchedReads(storage.read_page, run, reads_in_flight, later)
+        #: Watches the folders pages are read from, so the cache keeps them (None: they
+        #: expire after the cache's ttl).
+        self.watch = watch
+        self.reads = BatchedReads(self._read_page, run, reads_in_flight, later)
         self.policy = policy or SimplePolicy()
         self.cache = cache
         #: Who may read (None: everyone, as with ``read = "public"``).
         self.guard = guard
+        public = guard is None or guard.public
+        self._cache_control = (("" if public else "private, ") + self.policy.cache_control).encode("ascii")
+        #: The Accept headers seen -> the format and Content-Type they get (bounded).
+        self._accepts: dict[bytes | None, tuple[Format, bytes] | None] = {}
+
+    def _read_page(self, key: str) -> tuple[Page | None, bool]:
+        """On a pool thread: the page, and whether a watch on its folder came first."""
+        lasting = self.watch.watch(key) if self.watch is not None else False
+        return self.storage.read_page(key), lasting
 
     def render_GET(self, request: Request) -> bytes | int:
+        if self.cache is not None and request.method == b"GET" and (self.guard is None or self.guard.public):
+            body = self._from_memory(request)
+            if body is not None:
+                return body
         request.setHeader(b"vary", b"Accept")
         route = simple_route(request.postpath or [])
         if isinstance(route, NotFound):
@@ -159,6 +177,60 @@ class SimpleResource(LeafResource):
         if isinstance(route, Redirect):
             return self._redirect(request, route.location)
         return self._serve(request, route.project)
+
+    def _from_memory(self, request: Request) -> bytes | None:
+        """The common read answered at once: a public GET of a cached page with a plain
+        Accept header and no condition. None: take the general path (which also serves
+        from the cache, and answers everything else).
+
+        The key is made from the path as it came: only pages of normalized project names
+        are ever cached, so a hit proves the route (no route is computed or remembered)."""
+        assert self.cache is not None
+        headers = request.requestHeaders
+        if request.args or headers.hasHeader(b"if-none-match"):
+            return None
+        path = request.postpath
+        if path == [b""]:
+            project = None
+        elif len(path) == 2 and not path[1] and path[0].isascii():
+            project = path[0].decode("ascii")
+        else:
+            return None
+        accept = headers.getRawHeaders(b"accept")
+        if accept is not None and len(accept) != 1:
+            return None
+        raw = accept[0] if accept is not None else None
+        offer = self._accepts.get(raw, False)
+        if offer is False:
+            offer = self._offer(raw)
+        if offer is None:
+            return None
+        fmt, content_type = offer
+        if project is None:
+            key = root_page_keys()[fmt is Format.JSON]
+        else:
+            key = project_html_key(project) if fmt is Format.HTML else project_json_key(project)
+        page = self.cache.get(key, count_miss=False)
+        if page is None:
+            return None
+        return self._send_page(request, page, content_type, b"Accept")
+
+    def _send_page(self, request: Request, page: Page, content_type: bytes, vary: bytes) -> bytes:
+        """The headers of a 200 with ``page``; its body, for ``render`` to send."""
+        out = request.responseHeaders
+        out.setRawHeaders(b"vary", [vary])
+        out.setRawHeaders(b"etag", [page.etag.encode("ascii")])
+        out.setRawHeaders(b"cache-control", [self._cache_control])
+        out.setRawHeaders(b"x-content-type-options", [b"nosniff"])
+        out.setRawHeaders(b"content-type", [content_type])
+        return page.data  # Twisted adds the Content-Length
+
+    def _offer(self, accept: bytes | None) -> tuple[Format, bytes] | None:
+        choice = choose(accept.decode("latin-1") if accept is not None else None, None)
+        offer = (choice.format, choice.content_type.encode("ascii")) if isinstance(choice, Choice) else None
+        if len(self._accepts) < 256:
+            self._accepts[accept] = offer
+        return offer
 
     def _redirect(self, request: Request, location: str) -> bytes:
         body = send_text(request, 301, f"Moved to {location}", headers=[
@@ -180,10 +252,37 @@ class SimpleResource(LeafResource):
         # The answer depends on who asks: no shared cache may hand it to someone else.
         request.setHeader(b"vary", b"Accept, Authorization")
         d = self.guard.reader(request, project)
-        d.addCallback(lambda principal: None if principal is None
-                      else self._read(request, choice, project, principal))
-        d.addErrback(self._failed, request)
-        return NOT_DONE_YET
+        known: list[Principal | None] = []
+        d.addCallback(known.append)
+        if not known:  # the credentials are being checked on a thread (or failed)
+            d.addCallback(lambda _: None if known[0] is None
+                          else self._read(request, choice, project, known[0]))
+            d.addErrback(self._failed, request)
+            return NOT_DONE_YET
+        # Decided from memory (a cached token, a remembered password): go on at once.
+        principal = known[0]
+        if principal is None:
+            return NOT_DONE_YET  # refused, and answered
+        body = self._private_from_memory(request, choice, project, principal)
+        return body if body is not None else self._read(request, choice, project, principal)
+
+    def _private_from_memory(self, request: Request, choice: Choice, project: str | None,
+                             principal: Principal) -> bytes | None:
+        """A cached page for a reader who may see it, answered at once; None: take
+        :meth:`_read` (a hidden project, a root filtered for a limited token, a condition,
+        a miss)."""
+        assert self.guard is not None
+        if self.cache is None or request.method != b"GET" or request.requestHeaders.hasHeader(b"if-none-match"):
+            return None
+        if project is None and principal.projects:
+            return None
+        if project is not None and not self.guard.sees(principal, project):
+            return None
+        html, json = root_page_keys() if project is None else project_page_keys(project)
+        page = self.cache.get(html if choice.format is Format.HTML else json, count_miss=False)
+        if page is None:
+            return None
+        return self._send_page(request, page, choice.content_type.encode("ascii"), b"Accept, Authorization")
 
     def _read(self, request: Request, choice: Choice, project: str | None,
               principal: Principal) -> bytes | int:
@@ -199,7 +298,7 @@ class SimpleResource(LeafResource):
         if project is None and principal.projects:
             # A token limited to projects sees only those in the root index.
             d = self.reads.read(root_page_keys()[1])
-            d.addCallback(self._filtered_root, request, choice, principal)
+            d.addCallback(lambda read: self._filtered_root(read[0], request, choice, principal))
             d.addErrback(self._failed, request)
             return NOT_DONE_YET
         if self.cache is not None:
@@ -211,6 +310,8 @@ class SimpleResource(LeafResource):
         d = self.reads.read(key)
         if self.cache is not None:
             d.addCallback(self._remember, key, ticket)
+        else:
+            d.addCallback(lambda read: read[0])
         d.addCallback(self._found, request, choice, project)
         d.addErrback(self._failed, request)
         return NOT_DONE_YET
@@ -224,9 +325,10 @@ class SimpleResource(LeafResource):
         data = render_root_html(visible) if choice.format is Format.HTML else render_root_json(visible)
         self._found(Page(data, '"' + hashlib.sha256(data).hexdigest()[:32] + '"'), request, choice, None)
 
-    def _remember(self, page: Page | None, key: str, ticket: tuple[float, int]) -> Page | None:
+    def _remember(self, read: tuple[Page | None, bool], key: str, ticket: tuple[float, int]) -> Page | None:
+        page, lasting = read
         if page is not None and self.cache is not None:
-            self.cache.put(key, page, ticket)
+            self.cache.put(key, page, ticket, lasting=lasting)
         return page
 
     def _found(self, page: Page | None, request: Request, choice: Choice, project: str | None) -> None:
@@ -239,8 +341,7 @@ class SimpleResource(LeafResource):
             data = _EMPTY_ROOT[choice.format]
             page = Page(data, '"' + hashlib.sha256(data).hexdigest()[:32] + '"')
         request.setHeader(b"etag", page.etag.encode("ascii"))
-        private = self.guard is not None and not self.guard.public
-        request.setHeader(b"cache-control", (("private, " if private else "") + self.policy.cache_control).encode("ascii"))
+        request.setHeader(b"cache-control", self._cache_control)
         request.setHeader(b"x-content-type-options", b"nosniff")
         if etag_matches(request.getHeader(b"if-none-match"), page.etag):
             request.setResponseCode(304)

@@ -42,6 +42,7 @@ from spoold.http.admission import AdmissionPolicy, Refusal
 from spoold.web.admission import Admitting, UploadGate
 from spoold.web.channel import SpooldChannel
 from spoold.web.request import SpooldRequest, peer_host
+from spoold.web.pagewatch import PageWatch, Warmer
 from spoold.web.simple import SimplePolicy, SimpleResource
 from spoold.access.authenticate import Authenticator, Passwords
 from spoold.access.store import AccessStore
@@ -280,8 +281,15 @@ def build_site(
     # Local pages are read in one trip at a time (the reads are quick, the hops are not);
     # others (S3: a round trip each) in many at once.
     in_flight = 1 if isinstance(storage_reader, LocalStorage) else 16
+    watch = None
+    if cache is not None and isinstance(storage_reader, LocalStorage):
+        watch = PageWatch.for_storage(storage_reader.root, cache)
+        if watch is not None:  # the inotify descriptor is read on the reactor; never blocks
+            reactor.addReader(watch)
+            reactor.addSystemEventTrigger("after", "shutdown", watch.close)
+            reactor.callWhenRunning(Warmer(watch, storage_reader, cache, run).start)
     root.putChild(b"simple", SimpleResource(storage_reader, run, web.simple, cache, guard, in_flight,
-                                            reactor.callLater))
+                                            reactor.callLater, watch))
     root.putChild(b"packages", FilesResource(storage_reader, run, web.files, guard))
     root.putChild(b"_auth", AuthCheckResource(guard))
     root.putChild(b"health", HealthResource(spool, storage_reader.ping, run, metrics, bugs, guard))
@@ -300,6 +308,8 @@ def build_site(
     site.upload = upload
     site.gate = UploadGate(upload, web.uploads, spool.tmp, upload.auth_run)
     site.page_cache = cache
+    if cache is not None:
+        metrics.registry.register(PageCacheCollector(cache))
     site.guard = guard
     site.authenticator = authenticator
     site.token_use_flush = None
@@ -309,6 +319,27 @@ def build_site(
         flush.clock = reactor
         site.token_use_flush = flush
     return site
+
+
+class PageCacheCollector:
+    """The page cache's counters in ``/metrics`` (read when scraped, never per request)."""
+
+    def __init__(self, cache: PageCache) -> None:
+        self.cache = cache
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        yield CounterMetricFamily("spoold_page_cache_hits", "Index page reads answered from memory.",
+                                  value=self.cache.hits)
+        yield CounterMetricFamily("spoold_page_cache_misses", "Index page reads that went to storage.",
+                                  value=self.cache.misses)
+        yield GaugeMetricFamily("spoold_page_cache_pages", "Index pages held in memory.",
+                                value=len(self.cache))
+        yield GaugeMetricFamily("spoold_page_cache_bytes", "Bytes the held index pages cost.",
+                                value=self.cache.held_bytes)
+        yield GaugeMetricFamily("spoold_page_cache_warming", "1 while the pages are read in at start.",
+                                value=int(self.cache.warming))
 
 
 def web_policy(settings: Settings) -> WebPolicy:

@@ -192,3 +192,27 @@ def test_the_auth_request_endpoint_for_nginx(world: dict, site, who: str, uri: s
     assert response.header("x-spoold-denied") == denied
     if status == 401:
         assert response.header("www-authenticate", ).startswith("Basic")
+
+
+def test_pages_in_memory_leak_nothing(world: dict, site) -> None:
+    """Once a reader who may see everything has brought every page into the cache, the
+    others still get exactly their table: served from memory only what they may see, a
+    hidden project still answered as an absent one (the same storage read as before)."""
+    for url in ("/simple/", "/simple/demo/", "/simple/secret/"):
+        assert request(site, "GET", url, headers_for(world, "admin")).status == 200
+    assert len(site.page_cache) >= 3
+    for who in sorted(TABLE):
+        site.authenticator.throttle = LoginThrottle(clock=site.authenticator.clock)
+        got = [request(site, "GET", url, headers_for(world, who)).status
+               for url in ("/simple/", "/simple/demo/", "/simple/secret/")]
+        assert got == TABLE[who][:3], who
+    demo = headers_for(world, "demo-token")
+    hidden, absent = request(site, "GET", "/simple/secret/", demo), request(site, "GET", "/simple/secrex/", demo)
+    same = lambda r: sorted((k, v) for k, v in r.headers if k != "date")  # noqa: E731
+    assert hidden.status == absent.status == 404 and same(hidden) == same(absent)
+    page = request(site, "GET", "/simple/demo/", demo)
+    assert page.header("vary") == "Accept, Authorization"
+    assert (page.header("cache-control") or "").startswith("private")
+    root = request(site, "GET", "/simple/", demo)
+    assert b"secret" not in root.body
+    assert site.page_cache.hits >= 3  # the readers above were answered from memory

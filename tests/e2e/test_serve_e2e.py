@@ -265,3 +265,41 @@ def test_hostile_requests_get_4xx_and_the_server_keeps_serving(server, tmp_path)
     files = json.load(urllib.request.urlopen(urllib.request.Request(
         server.index + "demo/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})))["files"]
     assert [f["filename"] for f in files] == [wheel.name]
+
+
+def test_pages_kept_in_memory_follow_changes_no_spool_event_announces(tmp_path, htpasswd):
+    """Local storage: serve reads every page into memory at start and keeps it (no expiry
+    within page_cache = 60 s), yet a yank by the CLI, which writes the storage directly and
+    tells no spool, shows at once: inotify reports the changed file."""
+    from spoold.index import publish
+    from spoold.inspection.inspect import inspect_file
+    from spoold.storage import open_storage
+
+    root = tmp_path / "storage"
+    wheel = write_wheel(tmp_path, "demo", "1.0")
+    publish(open_storage(str(root)), inspect_file(wheel, wheel.name), wheel)
+    with Server(tmp_path, str(root), htpasswd=htpasswd, extra={"read": "public", "page_cache": 60.0}) as server:
+        def page() -> bytes:
+            return urllib.request.urlopen(server.index + "demo/").read()
+
+        deadline = time.monotonic() + 30
+        while b"index pages read into memory" not in server.log.read_bytes():
+            assert time.monotonic() < deadline, "serve never read the pages in"
+            time.sleep(0.05)
+        assert b"data-yanked" not in page()
+        metrics = urllib.request.urlopen(server.url + "/metrics").read().decode()
+        assert re.search(r"^spoold_page_cache_hits_total [1-9]", metrics, re.M), metrics
+        yank = subprocess.run([sys.executable, "-m", "spoold", "yank", "--storage", str(root),
+                               "--reason", "broken", "demo", "1.0"], capture_output=True, text=True)
+        assert yank.returncode == 0, yank.stderr
+        deadline = time.monotonic() + 10  # page_cache is 60 s: only the watch can tell this soon
+        while b'data-yanked="broken"' not in page():
+            assert time.monotonic() < deadline, "serve kept a stale page"
+            time.sleep(0.05)
+        unyank = subprocess.run([sys.executable, "-m", "spoold", "unyank", "--storage", str(root),
+                                 "demo", "1.0"], capture_output=True, text=True)
+        assert unyank.returncode == 0, unyank.stderr
+        while b"data-yanked" in page():
+            assert time.monotonic() < deadline, "serve kept a stale page"
+            time.sleep(0.05)
+        assert server.stop() == 0

@@ -36,7 +36,6 @@ minute).
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess

@@ -28,7 +28,7 @@ from spoold.errors import Transient
 from spoold.http.conditional import etag_matches
 from spoold.http.negotiation import Choice, Format, NotAcceptable, choose
 from spoold.http.pagecache import PageCache
-from spoold.http.paths import NotFound, Redirect, ServePage, simple_route
+from spoold.http.paths import NotFound, Redirect, simple_route
 from spoold.index.manifest import RootIndex
 from spoold.access.principal import ANONYMOUS, Principal
 from spoold.index.pages import parse_root_json, render_root_html, render_root_json

@@ -78,6 +78,7 @@ def publish(
     now: datetime | None = None,
     uploader: Principal | None = None,
     client: str | None = None,
+    repair: bool = False,
 ) -> PublishResult:
     """Publish a validated distribution; idempotent for the same bytes.
 
@@ -85,7 +86,9 @@ def publish(
     owner. Raises :class:`~spoold.access.policy.Forbidden` (403) if the uploader may not
     upload to the project, :class:`~spoold.errors.FileExists` if the filename is
     published with other bytes, and :class:`~spoold.storage.StorageUnavailable`
-    (transient) if storage fails. A call interrupted at any point can simply be repeated.
+    (transient) if storage fails. A call interrupted at any point can simply be repeated;
+    ``repair`` says the previous attempt may have been cut short by a crash inside a
+    batch (:meth:`~spoold.storage.base.Storage.batch`), so the root index is checked too.
     """
     project = normalize_project(dist.project)
     if uploader is not None:
@@ -115,7 +118,7 @@ def publish(
 
     manifest, changed, stored = update_manifest(storage, project, add)
     write_pages(storage, manifest, stored)
-    manifest = ensure_listed(storage, manifest)
+    manifest = ensure_listed(storage, manifest, repair=repair)
     refresh(storage, manifest, {dist.version})
     return PublishResult(project, dist.filename, changed, manifest.generation)
 

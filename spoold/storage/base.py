@@ -17,6 +17,7 @@ Keys are ``/``-separated paths relative to the storage root (``simple/foo/index.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import shutil
@@ -132,6 +133,13 @@ class Storage(ABC):
 
     def __init__(self) -> None:
         self.checkpoint: Checkpoint = _no_checkpoint
+
+    def batch(self) -> AbstractContextManager[None]:
+        """A scope whose writes may be made durable together when it ends, instead of
+        each on its own (local storage: :mod:`spoold.storage.barrier`). Nested scopes
+        join the outer one. Backends whose writes are durable when they return (S3):
+        nothing to do."""
+        return contextlib.nullcontext()
 
     # -- immutable files -------------------------------------------------------------
 

@@ -97,10 +97,17 @@ def process(spool: Spool, storage: Storage, claim: Claim,
     item = str(claim.name)
     uploader = uploader_of(claim, admins)
     try:
-        dist = inspect_file(claim.payload, claim.filename, declared=claim.meta.declared,
-                            limits=limits)
-        result = publish(storage, dist, claim.payload, uploader=uploader,
-                         client=claim.meta.user_agent, now=claim.meta.published_at)
+        # One durability barrier for all the item's writes, shared with the other jobs
+        # (Storage.batch), before the item may leave cur/: a crash before it returns the
+        # item to new/ as a reaped attempt, whose second pass repairs what the first tore.
+        with storage.batch():
+            dist = inspect_file(claim.payload, claim.filename, declared=claim.meta.declared,
+                                limits=limits)
+            result = publish(storage, dist, claim.payload, uploader=uploader,
+                             client=claim.meta.user_agent, now=claim.meta.published_at,
+                             repair=claim.name.attempts > 0)
+            if result.published:
+                _record(storage, claim, "upload", uploader, project=dist.project, sha256=dist.sha256)
     except Rejected as e:
         outcome = Outcome(item, claim.filename, Result.REJECTED, code=e.code, message=e.message,
                           http_status=e.http_status)
@@ -123,8 +130,6 @@ def process(spool: Spool, storage: Storage, claim: Claim,
             project=dist.project, version=dist.version,
         )
         end = partial(spool.finish, claim, unchanged=not result.published)
-        if result.published:
-            _record(storage, claim, "upload", uploader, project=dist.project, sha256=dist.sha256)
     try:
         end()
     except OSError as e:

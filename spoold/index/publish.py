@@ -17,6 +17,7 @@ becomes its owner and the other is refused.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ from spoold.access.policy import Forbidden, may_upload
 from spoold.access.principal import Principal
 from spoold.access.roles import Roles
 from spoold.access.store import AccessStore
-from spoold.errors import FileExists
+from spoold.errors import FileExists, Rejected
 from spoold.index.documents import normalize_project, update_manifest, write_pages
 from spoold.index.explorer_docs import record_file, refresh
 from spoold.index.rootwriter import ensure_listed
@@ -34,7 +35,7 @@ from spoold.inspection.distribution import Distribution
 from spoold.storage.base import Storage
 from spoold.storage.keys import file_key, metadata_key, project_json_key
 
-__all__ = ["PublishResult", "publish"]
+__all__ = ["PublishResult", "Upload", "publish", "publish_many"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,18 @@ def _store_metadata(storage: Storage, project: str, filename: str, metadata: byt
         return hashlib.sha256(stored).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """One distribution to publish, as :func:`publish_many` takes them."""
+
+    dist: Distribution
+    payload_path: Path
+    now: datetime | None = None
+    #: None: the trusted spool (scp, rsync, ``spoold drop``), which creates no owner.
+    uploader: Principal | None = None
+    client: str | None = None
+
+
 def publish(
     storage: Storage,
     dist: Distribution,
@@ -82,45 +95,85 @@ def publish(
 ) -> PublishResult:
     """Publish a validated distribution; idempotent for the same bytes.
 
-    ``uploader`` None: the trusted spool (scp, rsync, ``spoold drop``), which creates no
-    owner. Raises :class:`~spoold.access.policy.Forbidden` (403) if the uploader may not
+    Raises :class:`~spoold.access.policy.Forbidden` (403) if the uploader may not
     upload to the project, :class:`~spoold.errors.FileExists` if the filename is
     published with other bytes, and :class:`~spoold.storage.StorageUnavailable`
     (transient) if storage fails. A call interrupted at any point can simply be repeated;
     ``repair`` says the previous attempt may have been cut short by a crash inside a
     batch (:meth:`~spoold.storage.base.Storage.batch`), so the root index is checked too.
     """
-    project = normalize_project(dist.project)
+    (result,) = publish_many(storage, [Upload(dist, payload_path, now, uploader, client)],
+                             repair=repair)
+    if isinstance(result, Rejected):
+        raise result
+    return result
+
+
+def publish_many(storage: Storage, uploads: Sequence[Upload], *,
+                 repair: bool = False) -> list[PublishResult | Rejected]:
+    """Publish several distributions of one project with one change of its manifest,
+    its pages and its explorer documents (what a worker does with the items of a project
+    it finds queued together). Each upload's answer is in its place: its result, or the
+    rejection of that upload alone (the others are published). Transient storage errors
+    and bugs raise, for all of them; repeating the call is safe, as for :func:`publish`.
+    """
+    project = normalize_project(uploads[0].dist.project)
+    if any(normalize_project(u.dist.project) != project for u in uploads):
+        raise ValueError("publish_many takes the distributions of one project")
+    answers: list[PublishResult | Rejected | None] = []
+    entries: list[FileEntry] = []
+    for upload in uploads:
+        try:
+            entries.append(_store(storage, project, upload))
+            answers.append(None)
+        except Rejected as rejected:
+            answers.append(rejected)
+    if not entries:
+        return [a for a in answers if a is not None]
+    added: set[str] = set()
+
+    def add(current: Manifest | None) -> Manifest:
+        manifest = current or Manifest.empty(project, uploads[0].dist.name)
+        added.clear()
+        for entry in entries:
+            grown = manifest.with_file(entry)
+            if grown is not manifest:
+                added.add(entry.filename)
+            manifest = grown
+        return manifest
+
+    manifest, _, stored = update_manifest(storage, project, add)
+    write_pages(storage, manifest, stored)
+    manifest = ensure_listed(storage, manifest, repair=repair)
+    refresh(storage, manifest, {e.version for e in entries})
+    return [a if a is not None else
+            PublishResult(project, u.dist.filename, u.dist.filename in added, manifest.generation)
+            for a, u in zip(answers, uploads, strict=True)]
+
+
+def _store(storage: Storage, project: str, upload: Upload) -> FileEntry:
+    """Decide the upload, store its files; the entry its manifest will list."""
+    dist, uploader = upload.dist, upload.uploader
     if uploader is not None:
         _authorize(storage, project, uploader)
-    storage.put_file(file_key(project, dist.filename), Path(payload_path), dist.sha256)
+    storage.put_file(file_key(project, dist.filename), Path(upload.payload_path), dist.sha256)
     metadata_sha256 = (
         _store_metadata(storage, project, dist.filename, dist.metadata)
         if dist.metadata_servable
         else None
     )
     record_file(storage, project, dist.filename, dist.blake2_256, dist.metadata)
-    entry = FileEntry(
+    return FileEntry(
         filename=dist.filename,
         version=dist.version,
         size=dist.size,
         sha256=dist.sha256,
-        upload_time=now or datetime.now(UTC),
+        upload_time=upload.now or datetime.now(UTC),
         metadata_sha256=metadata_sha256,
         requires_python=dist.requires_python,
         uploader=uploader.user if uploader is not None else None,
-        client=client,
+        client=upload.client,
     )
-
-    def add(current: Manifest | None) -> Manifest:
-        manifest = current or Manifest.empty(project, dist.name)
-        return manifest.with_file(entry)
-
-    manifest, changed, stored = update_manifest(storage, project, add)
-    write_pages(storage, manifest, stored)
-    manifest = ensure_listed(storage, manifest, repair=repair)
-    refresh(storage, manifest, {dist.version})
-    return PublishResult(project, dist.filename, changed, manifest.generation)
 
 
 def _authorize(storage: Storage, project: str, uploader: Principal) -> None:

@@ -121,34 +121,34 @@ def publish_many(storage: Storage, uploads: Sequence[Upload], *,
     if any(normalize_project(u.dist.project) != project for u in uploads):
         raise ValueError("publish_many takes the distributions of one project")
     answers: list[PublishResult | Rejected | None] = []
-    entries: list[FileEntry] = []
-    for upload in uploads:
+    entries: dict[int, FileEntry] = {}  # by the upload's place
+    for i, upload in enumerate(uploads):
         try:
-            entries.append(_store(storage, project, upload))
+            entries[i] = _store(storage, project, upload)
             answers.append(None)
         except Rejected as rejected:
             answers.append(rejected)
     if not entries:
         return [a for a in answers if a is not None]
-    added: set[str] = set()
+    added: set[int] = set()  # the uploads whose file this change lists first
 
     def add(current: Manifest | None) -> Manifest:
         manifest = current or Manifest.empty(project, uploads[0].dist.name)
         added.clear()
-        for entry in entries:
+        for i, entry in entries.items():
             grown = manifest.with_file(entry)
             if grown is not manifest:
-                added.add(entry.filename)
+                added.add(i)
             manifest = grown
         return manifest
 
     manifest, _, stored = update_manifest(storage, project, add)
     write_pages(storage, manifest, stored)
     manifest = ensure_listed(storage, manifest, repair=repair)
-    refresh(storage, manifest, {e.version for e in entries})
+    refresh(storage, manifest, {e.version for e in entries.values()})
     return [a if a is not None else
-            PublishResult(project, u.dist.filename, u.dist.filename in added, manifest.generation)
-            for a, u in zip(answers, uploads, strict=True)]
+            PublishResult(project, u.dist.filename, i in added, manifest.generation)
+            for i, (a, u) in enumerate(zip(answers, uploads, strict=True))]
 
 
 def _store(storage: Storage, project: str, upload: Upload) -> FileEntry:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from spoold.index import publish
+from spoold.index.rootwriter import root_writer
 from spoold.spool import Result, Spool
 from spoold.storage import barrier
 from spoold.storage.barrier import Batching
@@ -140,3 +141,16 @@ def test_an_item_reaped_after_a_crash_repairs_its_pages_and_root(tmp_path: Path,
     assert b"torn" in (storage.root / ROOT_HTML).read_bytes()
     assert b"torn-1.0" in (storage.root / project_html_key("torn")).read_bytes()
     assert b'"torn"' in (storage.root / ROOT_JSON).read_bytes()
+
+
+def test_a_root_listing_outside_a_batch_still_ends_durable(tmp_path: Path) -> None:
+    """The root writer writes for every waiting thread; a caller outside a batch may be
+    answered by a writer that deferred its fsyncs, so its call ends with a barrier."""
+    storage = LocalStorage(tmp_path)
+    root_writer(storage).list({"alpha": "Alpha"})
+    assert storage._batching.barriers == 1
+    assert b"Alpha" in (tmp_path / ROOT_HTML).read_bytes()
+    with storage.batch():
+        root_writer(storage).list({"beta": "Beta"})
+        assert storage._batching.barriers == 1  # inside a batch: the batch's barrier
+    assert storage._batching.barriers == 2

@@ -32,7 +32,7 @@ from spoold.index.explorer_docs import record_file, refresh
 from spoold.index.rootwriter import ensure_listed
 from spoold.index.manifest import FileEntry, Manifest
 from spoold.inspection.distribution import Distribution
-from spoold.storage.base import Storage
+from spoold.storage.base import Staged, Storage
 from spoold.storage.keys import file_key, metadata_key, project_json_key
 
 __all__ = ["PublishResult", "Upload", "publish", "publish_many"]
@@ -120,14 +120,8 @@ def publish_many(storage: Storage, uploads: Sequence[Upload], *,
     project = normalize_project(uploads[0].dist.project)
     if any(normalize_project(u.dist.project) != project for u in uploads):
         raise ValueError("publish_many takes the distributions of one project")
-    answers: list[PublishResult | Rejected | None] = []
-    entries: dict[int, FileEntry] = {}  # by the upload's place
-    for i, upload in enumerate(uploads):
-        try:
-            entries[i] = _store(storage, project, upload)
-            answers.append(None)
-        except Rejected as rejected:
-            answers.append(rejected)
+    answers: list[PublishResult | Rejected | None] = [None] * len(uploads)
+    entries = _store_all(storage, project, uploads, answers)
     if not entries:
         return [a for a in answers if a is not None]
     added: set[int] = set()  # the uploads whose file this change lists first
@@ -151,18 +145,61 @@ def publish_many(storage: Storage, uploads: Sequence[Upload], *,
             for i, (a, u) in enumerate(zip(answers, uploads, strict=True))]
 
 
-def _store(storage: Storage, project: str, upload: Upload) -> FileEntry:
-    """Decide the upload, store its files; the entry its manifest will list."""
+def _store_all(storage: Storage, project: str, uploads: Sequence[Upload],
+               answers: list[PublishResult | Rejected | None]) -> dict[int, FileEntry]:
+    """Decide the uploads and store their files, made durable together (stage, then
+    settle: :meth:`~spoold.storage.base.Storage.stage_file`); a rejection goes to the
+    upload's place in ``answers``. Returns the entries the manifest will list, by place.
+
+    A ``.metadata`` gets its name only once its distribution has: of two uploads of one
+    filename with other bytes, the one refused never leaves its metadata behind.
+    """
+    files: dict[int, Staged] = {}
+    metadata: dict[int, Staged | str] = {}  # staged, or the sha256 of the stored one
+    for i, upload in enumerate(uploads):
+        dist = upload.dist
+        try:
+            if upload.uploader is not None:
+                _authorize(storage, project, upload.uploader)
+            files[i] = storage.stage_file(file_key(project, dist.filename),
+                                          Path(upload.payload_path), dist.sha256)
+        except Rejected as rejected:
+            answers[i] = rejected
+            continue
+        if dist.metadata_servable:
+            metadata[i] = _stage_metadata(storage, project, dist.filename, dist.metadata)
+        record_file(storage, project, dist.filename, dist.blake2_256, dist.metadata)
+    settled = dict(zip(files, storage.settle_files(list(files.values())), strict=True))
+    for i, result in settled.items():
+        if isinstance(result, FileExists):
+            answers[i] = result
+    staged_metadata = {i: m for i, m in metadata.items() if isinstance(m, Staged)}
+    storage.discard_staged([m for i, m in staged_metadata.items() if answers[i] is not None])
+    keep = {i: m for i, m in staged_metadata.items() if answers[i] is None}
+    for i, result in zip(keep, storage.settle_files(list(keep.values()), synced=True), strict=True):
+        metadata[i] = (keep[i].sha256 if not isinstance(result, FileExists)
+                       else _stored_metadata(storage, project, uploads[i].dist))
+    return {i: _entry(uploads[i], metadata.get(i))  # type: ignore[arg-type]
+            for i in files if answers[i] is None}
+
+
+def _stage_metadata(storage: Storage, project: str, filename: str, data: bytes) -> Staged | str:
+    try:
+        return storage.stage_file(metadata_key(project, filename), data,
+                                  hashlib.sha256(data).hexdigest())
+    except FileExists:
+        stored = storage.read_bytes(metadata_key(project, filename))
+        return _store_metadata(storage, project, filename, data) if stored is None else \
+            hashlib.sha256(stored).hexdigest()
+
+
+def _stored_metadata(storage: Storage, project: str, dist: Distribution) -> str:
+    """The sha256 of the ``.metadata`` stored meanwhile (stored bytes win)."""
+    return _store_metadata(storage, project, dist.filename, dist.metadata)
+
+
+def _entry(upload: Upload, metadata_sha256: str | None) -> FileEntry:
     dist, uploader = upload.dist, upload.uploader
-    if uploader is not None:
-        _authorize(storage, project, uploader)
-    storage.put_file(file_key(project, dist.filename), Path(upload.payload_path), dist.sha256)
-    metadata_sha256 = (
-        _store_metadata(storage, project, dist.filename, dist.metadata)
-        if dist.metadata_servable
-        else None
-    )
-    record_file(storage, project, dist.filename, dist.blake2_256, dist.metadata)
     return FileEntry(
         filename=dist.filename,
         version=dist.version,

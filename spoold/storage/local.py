@@ -39,6 +39,7 @@ from spoold.hashing import hash_file
 from . import local_tree
 from .barrier import Batching
 from .base import Doc, Page, Storage, StorageUnavailable, StoredObject, check_key, file_exists
+from .local_staging import StagedFiles
 
 HISTORY = ".spoold/generations"
 #: Generations kept per key; older ones are pruned once there are twice as many.
@@ -49,7 +50,7 @@ def _gen_name(generation: int) -> str:
     return f"{generation:020d}"
 
 
-class LocalStorage(Storage):
+class LocalStorage(StagedFiles, Storage):
     """A directory tree that any static web server can serve as the index."""
 
     def __init__(self, root: Path | str, *, fsync: bool = True) -> None:

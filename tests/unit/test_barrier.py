@@ -3,12 +3,14 @@ barrier that ends it, and how a second pass repairs what a crash inside a batch 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from pathlib import Path
 
 import pytest
 
+from spoold.errors import FileExists
 from spoold.index import publish
 from spoold.index.rootwriter import root_writer
 from spoold.spool import Result, Spool
@@ -19,6 +21,10 @@ from spoold.storage.local import HISTORY, LocalStorage
 from spoold.testing.dists import make_distribution
 from spoold.worker.processing import process
 
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 class Counted:
@@ -154,3 +160,23 @@ def test_a_root_listing_outside_a_batch_still_ends_durable(tmp_path: Path) -> No
         root_writer(storage).list({"beta": "Beta"})
         assert storage._batching.barriers == 1  # inside a batch: the batch's barrier
     assert storage._batching.barriers == 2
+
+
+def test_staged_files_get_their_names_only_after_a_barrier(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = LocalStorage(tmp_path)
+    counted = Counted(monkeypatch)
+    other = LocalStorage(tmp_path)  # another process storing the second name meanwhile
+    with storage.batch():
+        first = storage.stage_file("packages/a/a.whl", b"a", sha(b"a"))
+        second = storage.stage_file("packages/a/b.whl", b"b", sha(b"b"))
+        assert not (tmp_path / "packages/a/a.whl").exists() and counted.fsyncs == 0
+        other.put_file("packages/a/b.whl", b"B", sha(b"B"))
+        before = storage._batching.barriers
+        results = storage.settle_files([first, second])
+        assert storage._batching.barriers == before + 1
+    assert results[0] is True and isinstance(results[1], FileExists)
+    assert (tmp_path / "packages/a/a.whl").read_bytes() == b"a"
+    assert (tmp_path / "packages/a/b.whl").read_bytes() == b"B"
+    assert sorted(p.name for p in (tmp_path / "packages/a").iterdir()) == ["a.whl", "b.whl"]  # no
+    # temporaries left

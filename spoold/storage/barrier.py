@@ -3,13 +3,15 @@
 A publish writes a dozen files; fsyncing each (and its folder) costs a journal commit
 apiece, which is what limits bulk ingest. Inside :meth:`Batching.scope` a
 :class:`~spoold.storage.local.LocalStorage` writes what can be derived again -- pages,
-the explorer's documents, file records -- without fsync, skips the folder fsyncs of every
-write, and keeps the data fsync only where a torn file could not be told from a real one
-(immutable files, compare-and-swap documents: their bytes are fsynced before they get
-their name, as always). Leaving the outermost scope is the barrier: one ``syncfs(2)`` of
-the storage's filesystem, shared like a group commit by every thread that reaches its
-barrier while one is running (a caller waits for a ``syncfs`` that *started* after it
-arrived, so everything it wrote before is covered).
+the explorer's documents, file records -- without fsync and skips the folder fsyncs of
+every write. Where a torn file could not be told from a real one, no name ever points
+at unsynced bytes: distributions and their ``.metadata`` are staged (bytes aside, one
+shared barrier, then their names: :mod:`spoold.storage.local_staging`), and
+compare-and-swap documents and events fsync their bytes before they get their name, as
+always. Leaving the outermost scope is the barrier: one ``syncfs(2)`` of the storage's
+filesystem, shared like a group commit by every thread that reaches its barrier while
+one is running (a caller waits for a ``syncfs`` that *started* after it arrived, so
+everything it wrote before is covered).
 
 What remains guaranteed (see :func:`spoold.worker.processing.process`): an item leaves
 ``cur/`` only after its barrier, so whatever a finished item wrote survives a crash.

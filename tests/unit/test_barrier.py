@@ -180,3 +180,15 @@ def test_staged_files_get_their_names_only_after_a_barrier(tmp_path: Path,
     assert (tmp_path / "packages/a/b.whl").read_bytes() == b"B"
     assert sorted(p.name for p in (tmp_path / "packages/a").iterdir()) == ["a.whl", "b.whl"]  # no
     # temporaries left
+
+
+def test_an_item_whose_barrier_failed_is_deferred_not_finished(tmp_path: Path, spool: Spool,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = LocalStorage(tmp_path / "store")
+    dist, path = make_distribution("unsynced", "1.0", tmp_path)
+    claim = spool.claim(spool.deliver_bytes(path.read_bytes(), dist.filename))
+    assert claim is not None
+    monkeypatch.setattr(barrier, "_SYNCFS", lambda fd: -1)
+    handled = process(spool, storage, claim)
+    assert handled.outcome is None and "syncfs" in handled.deferred_reason
+    assert os.listdir(spool.done) == [] and len(os.listdir(spool.deferred)) == 1

@@ -6,7 +6,11 @@ The floor is what one durable delivery needs from the filesystem, with no spool 
 around it: create a file, write 1 KB, fsync, rename, fsync the directory -- done in one
 process, back to back, on the same filesystem. A published file needs several of those
 (the spool item, the stored file, its ``.metadata``, the manifest, the pages, the
-outcome), so the goal is a fraction of it: ingest >= 0.2 of the floor.
+outcome), so the goal is a fraction of it: ingest >= 0.2 of the floor. (A worker job
+takes the queued items of one project together, stages their files and makes the group
+durable with shared ``syncfs`` barriers: :mod:`spoold.storage.barrier`.) The floor is a
+short sequential run, so on a machine whose disk others share it moves a lot between
+runs; compare the ingest rate of two versions run back to back as well as the ratio.
 
 The wheels are 10 versions each of ``--wheels / 10`` projects (a migration: new projects
 and new versions, so the root writer and the manifests both work). ``spoold drop`` is

@@ -15,17 +15,34 @@ as a store copied in by hand would look. Samples of the two stores alternate, so
 of the machine affects both equally. ``--s3`` adds the same comparison on a moto server
 (smaller sizes; moto's own speed dominates, so read it as a sanity check only).
 
+Each publish runs as the worker runs it: inside a storage batch, whose end is the
+durability barrier (:mod:`spoold.storage.barrier`); ``--unbatched`` measures a bare
+:func:`publish`, every write fsynced on its own. The table of publishes into existing
+projects also says what the explorer's documents cost (the file record, the release view,
+the JSON API documents and the catalog line: :mod:`spoold.index.explorer_docs`).
+
+``--concurrent N CLIENTS`` is the end-to-end check of the root index under load: N new
+projects uploaded by CLIENTS threads at once (each delivers a wheel to the spool and waits
+for its outcome, as an upload does) through two ``spoold worker`` processes, into the
+larger store; then every project must be in both root pages (nothing lost).
+
     python benchmarks/bench_publish.py
     python benchmarks/bench_publish.py --projects 1000 50000 --samples 300 --s3
+    python benchmarks/bench_publish.py --only-new
+    python benchmarks/bench_publish.py --concurrent 200 8
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import os
+import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import replace
 from collections.abc import Callable
@@ -37,6 +54,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from spoold.index.pages import render_project_html, render_project_json, render_root_html, render_root_json  # noqa: E402
 from spoold.index.manifest import FileEntry, Manifest, RootIndex  # noqa: E402
 from spoold.index.publish import publish  # noqa: E402
+
+publishing = importlib.import_module("spoold.index.publish")  # the module (the package's
+# "publish" is the function)
 from spoold.storage.keys import ROOT_HTML, ROOT_JSON  # noqa: E402
 from spoold.storage import Storage  # noqa: E402
 from spoold.storage.local import LocalStorage  # noqa: E402
@@ -101,6 +121,45 @@ def build_store(storage: Storage, projects: int, files_per_project: int = 1) -> 
     write_direct(storage, ROOT_HTML, render_root_html(root))
 
 
+#: Whether publishes run inside a storage batch, as the worker runs them (--unbatched: no).
+BATCHED = True
+#: Milliseconds spent in the explorer's documents, per publish (see ExplorerTimer).
+EXPLORER_MS: list[float] = []
+
+
+class ExplorerTimer:
+    """Times the explorer's share of each publish: the file record and the refresh of
+    the release view, the JSON API documents and the catalog (wrapped where publish
+    calls them, for this benchmark only)."""
+
+    def __init__(self) -> None:
+        self.spent = 0.0
+        for name in ("record_file", "refresh"):
+            setattr(publishing, name, self._timed(getattr(publishing, name)))
+
+    def _timed(self, func: Callable[..., None]) -> Callable[..., None]:
+        def timed(*args: object, **kwargs: object) -> None:
+            start = time.perf_counter()
+            try:
+                func(*args, **kwargs)
+            finally:
+                self.spent += time.perf_counter() - start
+        return timed
+
+
+TIMER = ExplorerTimer()
+
+
+def publish_as_worker(storage: Storage, dist: object, path: Path) -> bool:
+    """One publish as the worker does it: in a batch, the barrier included."""
+    scope = storage.batch() if BATCHED else contextlib.nullcontext()
+    TIMER.spent = 0.0
+    with scope:
+        result = publish(storage, dist, path, now=NOW)  # type: ignore[arg-type]
+    EXPLORER_MS.append(TIMER.spent * 1000)
+    return result.published
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -116,6 +175,7 @@ def run_pair(
 ) -> list[tuple[str, list[float]]]:
     """Alternate publishes into A and B; return per-publish latencies in ms."""
     timings: dict[str, list[float]] = {label_a: [], label_b: []}
+    explorer: dict[str, list[float]] = {label_a: [], label_b: []}
     prepared = []
     for n in range(samples):
         for label, target in ((label_a, target_a), (label_b, target_b)):
@@ -126,9 +186,13 @@ def run_pair(
             prepared.append((label, storage, dist, path))
     for label, storage, dist, path in prepared:
         start = time.perf_counter()
-        result = publish(storage, dist, path, now=NOW)
+        published = publish_as_worker(storage, dist, path)
         timings[label].append((time.perf_counter() - start) * 1000)
-        assert result.published
+        explorer[label].append(EXPLORER_MS[-1])
+        assert published
+    for label in (label_a, label_b):
+        print(f"  ({label}: explorer documents p50 {percentile(explorer[label], 0.5):.2f} ms "
+              f"of the publish's {percentile(timings[label], 0.5):.2f} ms)")
     return [(label_a, timings[label_a]), (label_b, timings[label_b])]
 
 
@@ -211,6 +275,71 @@ def compare_project_sizes(
     table(f"[{kind}] publish a new file, by project size", rows, None)
 
 
+def concurrent_new(size: int, count: int, clients: int, workdir: Path) -> None:
+    """``count`` new projects uploaded by ``clients`` at once through two worker processes
+    into a store of ``size`` projects; each client checks, as soon as its upload is
+    answered, that the project is in both root pages; at the end every project must be."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_ingest import start_workers, stop  # type: ignore[import-not-found]
+
+    from spoold.index.pages import parse_root_json
+    from spoold.spool.names import ItemName
+    from spoold.spool.queue import Spool
+
+    store = workdir / "concurrent-store"
+    storage = LocalStorage(store)
+    started = time.perf_counter()
+    build_store(storage, size)
+    print(f"\n[concurrent] built a store of {size:,} projects in {time.perf_counter() - started:.1f} s")
+    spool = Spool.create(workdir / "concurrent-spool")
+    names = [f"upload-{i:05d}" for i in range(count)]
+    folder = workdir / "concurrent-dists"
+    folder.mkdir()
+    paths = [make_distribution(name, "1.0", folder)[1] for name in names]
+    latencies: list[float] = []
+    unlisted: list[str] = []
+
+    def client(mine: list[tuple[str, Path]]) -> None:
+        for name, path in mine:
+            start = time.perf_counter()
+            item = ItemName.parse(spool.deliver_file(path))
+            while (outcome := spool.outcome_of(item)) is None:
+                time.sleep(0.002)
+            latencies.append((time.perf_counter() - start) * 1000)
+            assert outcome.ok, outcome
+            html, data = (store / ROOT_HTML).read_bytes(), (store / ROOT_JSON).read_bytes()
+            if f'"{name}/"'.encode() not in html or f'"{name}"'.encode() not in data:
+                unlisted.append(name)
+
+    workers = start_workers(2, spool.root, store, workdir, 4)
+    try:
+        jobs = list(zip(names, paths, strict=True))
+        threads = [threading.Thread(target=client, args=(jobs[c::clients],)) for c in range(clients)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+    finally:
+        stop(workers)
+    for log in sorted(workdir.glob("worker-*.log")):
+        deferred = [line for line in log.read_text().splitlines() if "deferred" in line]
+        print(f"  {log.name}: {len(deferred)} deferred" + "".join(f"\n    {d[:200]}" for d in deferred[:3]))
+    root = parse_root_json((store / ROOT_JSON).read_bytes())
+    listed_json = {e.project for e in root.projects}
+    listed_html = set(re.findall(r'href="([^"/]+)/"', (store / ROOT_HTML).read_text()))
+    missing = [n for n in names if n not in listed_json or n not in listed_html]
+    print(f"[concurrent] {count} new projects by {clients} clients through 2 workers into "
+          f"{size:,} projects: {elapsed:.1f} s, {count / elapsed:.1f} /s; upload to answer "
+          f"p50 {percentile(latencies, 0.5):.0f} ms, p99 {percentile(latencies, 0.99):.0f} ms")
+    print(f"  root: {len(listed_json):,} projects in JSON, {len(listed_html):,} in HTML "
+          f"(expected {size + count:,}); HTML = JSON: {listed_json == listed_html}; "
+          f"not listed when answered: {len(unlisted)}; missing at the end: {len(missing)}")
+    if missing or unlisted or listed_json != listed_html or len(listed_json) != size + count:
+        raise SystemExit("LOST UPDATE: the root index does not list every project")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--projects", nargs=2, type=int, default=[1000, 50000],
@@ -222,9 +351,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only-new", action="store_true", help="only the new-project comparison")
     parser.add_argument("--dir", type=Path, help="work directory (default: a temp dir)")
     parser.add_argument("--no-fsync", action="store_true", help="skip fsync (not safe)")
+    parser.add_argument("--unbatched", action="store_true",
+                        help="bare publish(), every write fsynced on its own (not as the worker)")
+    parser.add_argument("--concurrent", nargs=2, type=int, metavar=("PROJECTS", "CLIENTS"),
+                        help="only the end-to-end run: new projects uploaded by clients at once")
     parser.add_argument("--s3", action="store_true",
                         help="also run on a moto S3 server (sizes divided by 50 and 10)")
     args = parser.parse_args(argv)
+    global BATCHED
+    BATCHED = not args.unbatched
 
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         workdir = Path(tmp)
@@ -232,7 +367,11 @@ def main(argv: list[str] | None = None) -> int:
         def local(name: str) -> Storage:
             return LocalStorage(workdir / name, fsync=not args.no_fsync)
 
-        print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, work dir {workdir}")
+        print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, work dir {workdir}, "
+              f"{'each write fsynced' if args.unbatched else 'batched as the worker'}")
+        if args.concurrent:
+            concurrent_new(args.projects[1], *args.concurrent, workdir)
+            return 0
         compare_store_sizes(local, tuple(args.projects), args.samples, workdir, "local",
                             args.new_samples, args.only_new)
         if not args.only_new:

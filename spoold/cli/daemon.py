@@ -43,7 +43,7 @@ from spoold.systemd.service import SystemdService
 from spoold.storage import open_storage
 from spoold.threads import pool_runner
 from spoold.worker.watcher import FolderWatcher
-from spoold.worker.processing import archive_limits, process
+from spoold.worker.processing import archive_limits, process_group
 from spoold.worker.service import Worker
 
 log = Logger(namespace="spoold.cli.daemon")
@@ -78,8 +78,8 @@ def build_worker(settings: Settings, reactor: Any, pool: ThreadPool) -> Worker:
         housekeeping_interval=settings.housekeeping_interval,
         drain_timeout=settings.drain_timeout,
         watcher_factory=FolderWatcher,
-        process_claim=functools.partial(process, limits=archive_limits(settings),
-                                        admins=frozenset(settings.admins)),
+        process_claims=functools.partial(process_group, limits=archive_limits(settings),
+                                         admins=frozenset(settings.admins)),
     )
 
 

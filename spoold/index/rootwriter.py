@@ -117,7 +117,12 @@ class RootWriter:
     def list(self, entries: Mapping[str, str]) -> None:
         """Return once every project in ``entries`` (normalized name -> display name) is
         in both root pages; raises what the batch's write raised (Transient: retry)."""
-        ticket = _Ticket(dict(entries))
+        # A batch scope (a no-op inside the caller's own): the writer of the batch may be
+        # a thread that defers its fsyncs, and this call must return durable.
+        with self.storage.batch():
+            self._list(_Ticket(dict(entries)))
+
+    def _list(self, ticket: _Ticket) -> None:
         with self._cond:
             self._waiting.append(ticket)
             while not ticket.done and self._writing:
@@ -207,11 +212,17 @@ def root_writer(storage: Storage) -> RootWriter:
         return writer
 
 
-def ensure_listed(storage: Storage, manifest: Manifest) -> Manifest:
-    """Add a new project to the root index, then remember that in its manifest."""
-    if manifest.listed:
+def ensure_listed(storage: Storage, manifest: Manifest, *, repair: bool = False) -> Manifest:
+    """Add a new project to the root index, then remember that in its manifest.
+
+    ``repair``: also when the manifest says it is listed, and bring both root pages to
+    the stored generation (an item processed again after a crash, whose first pass may
+    have left a torn page: :mod:`spoold.storage.barrier`)."""
+    if manifest.listed and not repair:
         return manifest
     root_writer(storage).list({manifest.project: manifest.name})
+    if manifest.listed:
+        return manifest
 
     def mark(current: Manifest | None) -> Manifest:
         if current is None:  # removed in between; nothing left to mark

@@ -17,6 +17,7 @@ Keys are ``/``-separated paths relative to the storage root (``simple/foo/index.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import shutil
@@ -36,6 +37,7 @@ __all__ = [
     "Doc",
     "InvalidKey",
     "Page",
+    "Staged",
     "Storage",
     "StorageUnavailable",
     "StoredObject",
@@ -76,6 +78,17 @@ class Doc:
 
     data: bytes
     token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """An immutable file on its way (:meth:`Storage.stage_file`): already stored
+    (``created`` says whether by this call), or bytes in ``tmp`` waiting to be linked."""
+
+    key: str
+    sha256: str
+    created: bool = False
+    tmp: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +146,13 @@ class Storage(ABC):
     def __init__(self) -> None:
         self.checkpoint: Checkpoint = _no_checkpoint
 
+    def batch(self) -> AbstractContextManager[None]:
+        """A scope whose writes may be made durable together when it ends, instead of
+        each on its own (local storage: :mod:`spoold.storage.barrier`). Nested scopes
+        join the outer one. Backends whose writes are durable when they return (S3):
+        nothing to do."""
+        return contextlib.nullcontext()
+
     # -- immutable files -------------------------------------------------------------
 
     @abstractmethod
@@ -142,6 +162,24 @@ class Storage(ABC):
         Returns True if created, False if the same bytes were already there. Raises
         :class:`~spoold.errors.FileExists` if different bytes are stored under the key.
         """
+
+    def stage_file(self, key: str, source: bytes | Path, sha256: str) -> Staged:
+        """:meth:`put_file` in two steps, so that files stored together are made durable
+        together: this one checks the key (:class:`~spoold.errors.FileExists` at once
+        if other bytes are stored) and may only write the bytes aside;
+        :meth:`settle_files` puts them in place. The default stores at once."""
+        return Staged(key, sha256, created=self.put_file(key, source, sha256))
+
+    def settle_files(self, staged: list[Staged], *, synced: bool = False) -> list[bool | FileExists]:
+        """Put staged files in place, each durable before it has its name: per file,
+        True if created, False if the same bytes were there, or the FileExists of other
+        bytes stored meanwhile (returned, not raised: the others are stored).
+        ``synced``: staged before an earlier settle of this batch, whose barrier made
+        their bytes durable already."""
+        return [s.created for s in staged]
+
+    def discard_staged(self, staged: list[Staged]) -> None:
+        """Forget staged files that will not be settled."""
 
     @abstractmethod
     def replace_file(self, key: str, data: bytes) -> None:

@@ -27,18 +27,19 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from spoold.durable import fsync_dir, is_temporary, read_only, temp_beside, write_atomic, write_temp
-from spoold.errors import ConfigError
+from spoold.durable import fsync_dir, temp_beside, write_atomic, write_temp
 from spoold.hashing import hash_file
 
+from . import local_tree
+from .barrier import Batching
 from .base import Doc, Page, Storage, StorageUnavailable, StoredObject, check_key, file_exists
+from .local_staging import StagedFiles
 
 HISTORY = ".spoold/generations"
 #: Generations kept per key; older ones are pruned once there are twice as many.
@@ -49,7 +50,7 @@ def _gen_name(generation: int) -> str:
     return f"{generation:020d}"
 
 
-class LocalStorage(Storage):
+class LocalStorage(StagedFiles, Storage):
     """A directory tree that any static web server can serve as the index."""
 
     def __init__(self, root: Path | str, *, fsync: bool = True) -> None:
@@ -57,6 +58,7 @@ class LocalStorage(Storage):
         self.root = Path(root).absolute()
         self.url = str(self.root)
         self._fsync = fsync
+        self._batching = Batching(self.root, enabled=fsync)
 
     # -- paths and small helpers -------------------------------------------------------
 
@@ -66,14 +68,20 @@ class LocalStorage(Storage):
     def _history(self, key: str) -> Path:
         return self.root / HISTORY / check_key(key)
 
+    def batch(self) -> AbstractContextManager[None]:
+        """Derived writes without fsync, folder fsyncs skipped, one shared ``syncfs`` at
+        the end (:mod:`spoold.storage.barrier`, which says what stays guaranteed)."""
+        return self._batching.scope()
+
     def _sync_dir(self, path: Path) -> None:
-        if self._fsync:
+        if self._fsync and not self._batching.deferring():
             fsync_dir(path)
 
-    def _write_tmp(self, path: Path, source: bytes | Path) -> Path:
-        """Write the bytes to a fresh temporary name beside ``path`` and fsync them."""
+    def _write_tmp(self, path: Path, source: bytes | Path, *, derived: bool = False) -> Path:
+        """Write the bytes to a fresh temporary name beside ``path`` and fsync them (not
+        ``derived`` ones inside a batch: the barrier does)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        return write_temp(path, source, fsync=self._fsync)
+        return write_temp(path, source, fsync=self._fsync and not (derived and self._batching.deferring()))
 
     def _wrap(self, exc: OSError, what: str) -> StorageUnavailable:
         return StorageUnavailable(
@@ -110,7 +118,7 @@ class LocalStorage(Storage):
         final = self._path(key)
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(final, data, fsync=self._fsync)
+            write_atomic(final, data, fsync=self._fsync and not self._batching.deferring())
         except OSError as exc:
             raise self._wrap(exc, f"replace {key}") from exc
 
@@ -230,12 +238,18 @@ class LocalStorage(Storage):
     def swap(self, key: str, data: bytes, generation: int, expected: Doc | None) -> Doc | None:
         return Doc(data, str(generation)) if self.swap_doc(key, data, generation, expected) else None
 
-    def _link_generation(self, key: str, data: bytes, generation: int) -> bool:
-        """Create history/<generation> exclusively; False if it already exists."""
+    def _link_generation(self, key: str, data: bytes, generation: int, *, page: bool = False) -> bool:
+        """Create history/<generation> exclusively; False if it already exists.
+
+        A ``page`` slot that exists with other bytes is replaced: rendering is
+        deterministic, so it is a write a crash tore (see :mod:`spoold.storage.barrier`).
+        """
         slot = self._history(key) / _gen_name(generation)
         if slot.exists():  # cheap early answer; the link below is the real arbiter
+            if page:
+                self._repair_slot(slot, data)
             return False
-        tmp = self._write_tmp(slot, data)
+        tmp = self._write_tmp(slot, data, derived=page)
         try:
             os.link(tmp, slot)
         except FileExistsError:
@@ -244,6 +258,15 @@ class LocalStorage(Storage):
             tmp.unlink(missing_ok=True)
         self._sync_dir(slot.parent)
         return True
+
+    def _repair_slot(self, slot: Path, data: bytes) -> None:
+        try:
+            if slot.read_bytes() == data:
+                return
+        except FileNotFoundError:
+            return  # pruned meanwhile: a newer generation exists
+        os.replace(self._write_tmp(slot, data, derived=True), slot)
+        self._sync_dir(slot.parent)
 
     def swap_doc(self, key: str, data: bytes, generation: int, expected: Doc | None) -> bool:
         try:
@@ -267,7 +290,7 @@ class LocalStorage(Storage):
 
     def put_page(self, key: str, data: bytes, generation: int) -> bool:
         try:
-            created = self._link_generation(key, data, generation)
+            created = self._link_generation(key, data, generation, page=True)
             wrote = self._converge(key)
             if created:
                 self._prune(key)
@@ -357,42 +380,9 @@ class LocalStorage(Storage):
             raise self._wrap(exc, "use the storage directory") from exc
 
     def sweep_temporary(self, max_age: float = 3600.0) -> int:
-        """Walk the tree for ``.NAME.<hex>.tmp`` files older than ``max_age``: a write that
-        died between creating one and linking it into place (disk full, SIGKILL)."""
-        cutoff = time.time() - max_age
-        removed = 0
-        for folder, _dirs, names in os.walk(self.root):
-            for name in names:
-                if not is_temporary(name):
-                    continue
-                path = os.path.join(folder, name)
-                try:
-                    if os.lstat(path).st_mtime < cutoff:
-                        os.unlink(path)
-                        removed += 1
-                except FileNotFoundError:
-                    continue
-        return removed
+        """Remove ``.NAME.<hex>.tmp`` files older than ``max_age``: writes that died
+        between creating one and linking it into place (disk full, SIGKILL)."""
+        return local_tree.sweep_temporary(self.root, max_age)
 
     def probe(self, *, create: bool = False) -> None:
-        root = self.root
-        if not root.exists() and not root.is_symlink():
-            if not create:
-                raise ConfigError(
-                    f"no storage at {root}: the directory does not exist (a typo?); pass "
-                    "--storage PATH of an existing index, or start `spoold serve` once to create it"
-                )
-            try:
-                root.mkdir(parents=True)
-            except OSError as exc:
-                raise ConfigError(f"cannot create the storage directory {root}: {exc.strerror}") from None
-            return
-        if not root.is_dir():
-            raise ConfigError(f"the storage path {root} is not a directory; pass --storage DIR")
-        if read_only(root):
-            raise ConfigError(f"the storage directory {root} is on a read-only filesystem")
-        if not os.access(root, os.W_OK | os.X_OK):
-            raise ConfigError(
-                f"the storage directory {root} is not writable by this user (uid {os.getuid()}); "
-                "fix its owner or permissions"
-            )
+        local_tree.probe(self.root, create=create)

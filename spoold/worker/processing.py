@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -24,13 +24,14 @@ from spoold.access.principal import TRUSTED, Principal
 from spoold.access.store import AccessStore
 from spoold.config import Settings
 from spoold.errors import Rejected, Transient
-from spoold.index import publish
+from spoold.index.publish import PublishResult, Upload, publish_many
 from spoold.inspection import inspect_file
 from spoold.inspection.archive import Limits
+from spoold.inspection.distribution import Distribution
 from spoold.spool import Claim, Outcome, Result, Spool
 from spoold.storage import Storage
 
-__all__ = ["Handled", "archive_limits", "process", "uploader_of"]
+__all__ = ["Handled", "archive_limits", "process", "process_group", "uploader_of"]
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,42 @@ def _record(storage: Storage, claim: Claim, action: str, uploader: Principal | N
 def process(spool: Spool, storage: Storage, claim: Claim,
             clock: Callable[[], float] = time.monotonic, *, limits: Limits = Limits(),
             admins: frozenset[str] = frozenset()) -> Handled:
-    """Inspect and publish a claimed item, then move it to its end state.
+    """:func:`process_group` of one claim."""
+    (handled,) = process_group(spool, storage, [claim], clock, limits=limits, admins=admins)
+    return handled
+
+
+@dataclass(frozen=True, slots=True)
+class _Fault:
+    """Why an item did not publish: its own fault, the environment's, or spoold's."""
+
+    rejected: Rejected | None = None
+    deferred: str | None = None
+    #: A bug: the exception's type and the traceback.
+    bug: tuple[str, str] | None = None
+
+
+@dataclass(slots=True)
+class _Step:
+    """What became of one claim of a group so far (internal, one thread)."""
+
+    claim: Claim
+    uploader: Principal | None
+    dist: Distribution | None = None
+    result: PublishResult | None = None
+    fault: _Fault | None = None
+
+
+def process_group(spool: Spool, storage: Storage, claims: Sequence[Claim],
+                  clock: Callable[[], float] = time.monotonic, *, limits: Limits = Limits(),
+                  admins: frozenset[str] = frozenset()) -> list[Handled]:
+    """Inspect and publish claimed items, then move each to its end state.
+
+    The items of one project are published together (:func:`~spoold.index.publish.
+    publish_many`: one manifest change for all), and all the group's writes end with one
+    durability barrier (:meth:`~spoold.storage.base.Storage.batch`, shared with the other
+    jobs) before any item leaves ``cur/``: a crash before it returns the items to
+    ``new/`` as reaped attempts, whose second pass repairs what the first tore.
 
     A bug in spoold (any exception that is neither the item's fault nor the
     environment's) is not held against the item: the claim is left in ``cur/``, where the
@@ -94,37 +130,93 @@ def process(spool: Spool, storage: Storage, claim: Claim,
     uploader hears at once, and the worker reports the bug in ``/health``.
     """
     started = clock()
-    item = str(claim.name)
-    uploader = uploader_of(claim, admins)
+    steps = [_Step(claim, uploader_of(claim, admins)) for claim in claims]
     try:
-        dist = inspect_file(claim.payload, claim.filename, declared=claim.meta.declared,
-                            limits=limits)
-        result = publish(storage, dist, claim.payload, uploader=uploader,
-                         client=claim.meta.user_agent, now=claim.meta.published_at)
+        with storage.batch():
+            projects: dict[str, list[_Step]] = {}
+            for step in steps:
+                step.fault = _run(partial(_inspect, step, limits))
+                if step.dist is not None and step.fault is None:
+                    projects.setdefault(step.dist.project, []).append(step)
+            for group in projects.values():
+                _publish(storage, group)
+    except (Transient, OSError) as e:  # no batch, or its barrier failed: nothing it
+        # covers may be acknowledged
+        for step in steps:
+            if step.fault is None:
+                step.fault = _Fault(deferred=str(e) or type(e).__name__)
+    return [_end(spool, storage, step, started, clock) for step in steps]
+
+
+def _run(work: Callable[[], object]) -> _Fault | None:
+    """Run ``work``; what it raised decides where the item goes."""
+    try:
+        work()
     except Rejected as e:
-        outcome = Outcome(item, claim.filename, Result.REJECTED, code=e.code, message=e.message,
-                          http_status=e.http_status)
-        if uploader is not None:
-            _record(storage, claim, "upload-rejected", uploader, detail=f"{e.code}: {e.message}"[:500])
-        end: Callable[[], object] = partial(
-            spool.fail, claim, e.code, e.message, http_status=e.http_status)
+        return _Fault(rejected=e)
     except (Transient, OSError) as e:
         # Storage down, throttled, or the disk failed under us: never the item's fault.
-        return _defer(spool, claim, started, clock, str(e) or type(e).__name__)
+        return _Fault(deferred=str(e) or type(e).__name__)
     except Exception as e:  # a bug in spoold: keep the item, say so, keep serving
-        message = (f"internal error while processing ({type(e).__name__}); the file is kept "
+        return _Fault(bug=(type(e).__name__, traceback.format_exc()))
+    return None
+
+
+def _inspect(step: _Step, limits: Limits) -> None:
+    claim = step.claim
+    step.dist = inspect_file(claim.payload, claim.filename, declared=claim.meta.declared,
+                             limits=limits)
+
+
+def _publish(storage: Storage, group: list[_Step]) -> None:
+    """Publish the inspected items of one project; a failure of the shared part is every
+    item's (each would have met it alone)."""
+    uploads = [Upload(s.dist, s.claim.payload, now=s.claim.meta.published_at, uploader=s.uploader,
+                      client=s.claim.meta.user_agent) for s in group if s.dist is not None]
+    answers: list[PublishResult | Rejected] = []
+    repair = any(s.claim.name.attempts > 0 for s in group)
+    fault = _run(lambda: answers.extend(publish_many(storage, uploads, repair=repair)))
+    if fault is not None:
+        for step in group:
+            step.fault = fault
+        return
+    for step, answer in zip(group, answers, strict=True):
+        if isinstance(answer, Rejected):
+            step.fault = _Fault(rejected=answer)
+            continue
+        step.result = answer
+        if answer.published and step.dist is not None:
+            _record(storage, step.claim, "upload", step.uploader, project=step.dist.project,
+                    sha256=step.dist.sha256)
+
+
+def _end(spool: Spool, storage: Storage, step: _Step, started: float,
+         clock: Callable[[], float]) -> Handled:
+    claim, fault = step.claim, step.fault
+    item = str(claim.name)
+    if fault is not None and fault.deferred is not None:
+        return _defer(spool, claim, started, clock, fault.deferred)
+    if fault is not None and fault.bug is not None:
+        message = (f"internal error while processing ({fault.bug[0]}); the file is kept "
                    "and retried once the server restarts; the operator can see the log")
         outcome = Outcome(item, claim.filename, Result.ERROR, code="internal-error",
                           message=message, http_status=500)
-        return Handled(claim, outcome, clock() - started, traceback=traceback.format_exc())
+        return Handled(claim, outcome, clock() - started, traceback=fault.bug[1])
+    end: Callable[[], object]
+    if fault is not None and fault.rejected is not None:
+        e = fault.rejected
+        outcome = Outcome(item, claim.filename, Result.REJECTED, code=e.code, message=e.message,
+                          http_status=e.http_status)
+        if step.uploader is not None:
+            _record(storage, claim, "upload-rejected", step.uploader,
+                    detail=f"{e.code}: {e.message}"[:500])
+        end = partial(spool.fail, claim, e.code, e.message, http_status=e.http_status)
     else:
-        outcome = Outcome(
-            item, claim.filename, Result.PUBLISHED if result.published else Result.UNCHANGED,
-            project=dist.project, version=dist.version,
-        )
-        end = partial(spool.finish, claim, unchanged=not result.published)
-        if result.published:
-            _record(storage, claim, "upload", uploader, project=dist.project, sha256=dist.sha256)
+        assert step.result is not None and step.dist is not None
+        published = step.result.published
+        outcome = Outcome(item, claim.filename, Result.PUBLISHED if published else Result.UNCHANGED,
+                          project=step.dist.project, version=step.dist.version)
+        end = partial(spool.finish, claim, unchanged=not published)
     try:
         end()
     except OSError as e:

@@ -16,7 +16,6 @@ storage call runs on a bounded thread pool through ``run``:
 from __future__ import annotations
 
 import random
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -26,16 +25,19 @@ from twisted.internet import defer, task
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from spoold.threads import Run
-
 from spoold.spool.names import ItemName
-from spoold.spool.outcome import Outcome, Result
-from spoold.worker.processing import Handled, process
+from spoold.spool.outcome import Result
 from spoold.spool.queue import Spool
 from spoold.storage import Storage
+from spoold.threads import Run
+from spoold.worker.processing import Handled, process_group
+from spoold.worker.report import log_handled
+from spoold.worker.waiting import Waiting
 
 log = Logger(namespace="spoold.worker.service")
 
+#: How far down the candidates a job looks for more items of its first item's project.
+GROUP_WINDOW = 32
 
 
 class Watcher(Protocol):
@@ -44,12 +46,14 @@ class Watcher(Protocol):
     def stop(self) -> None: ...
 
 
-class Worker(Service):
+class Worker(Waiting, Service):
     """One process's share of the work on a spool.
 
     ``run(f, *args)`` runs a blocking call off the reactor thread and returns a Deferred
     (production: ``deferToThreadPool``; tests: a synchronous stand-in). ``watcher_factory``
-    receives ``(folders, call_from_thread, hint)``; None means timers only.
+    receives ``(folders, call_from_thread, hint)``; None means timers only. A job takes
+    up to ``group`` queued items of one project (:func:`~spoold.worker.processing.
+    process_group` publishes them with one manifest change).
     """
 
     def __init__(
@@ -66,8 +70,9 @@ class Worker(Service):
         drain_timeout: float = 30.0,
         storage_sweep_interval: float = 3600.0,
         watcher_factory: Callable[..., Watcher] | None = None,
-        process_claim: Callable[..., Handled] = process,
+        process_claims: Callable[..., list[Handled]] = process_group,
         call_from_thread: Callable[..., Any] | None = None,
+        group: int = 8,
     ) -> None:
         self.spool = spool
         self.storage = storage
@@ -80,7 +85,8 @@ class Worker(Service):
         self.drain_timeout = drain_timeout
         self.storage_sweep_interval = storage_sweep_interval
         self.watcher_factory = watcher_factory
-        self.process_claim = process_claim
+        self.process_claims = process_claims
+        self.group = group
         self.call_from_thread = call_from_thread or reactor.callFromThread
 
         self.running_jobs = 0
@@ -91,17 +97,13 @@ class Worker(Service):
         self._listing = False
         self._candidates: deque[str] = deque()
         self._in_flight: dict[str, Any] = {}
-        self._waiters: dict[str, tuple[ItemName, list[Deferred]]] = {}
         self._idle: list[Deferred] = []
         self._loops: list[task.LoopingCall] = []
         self._housekeeping_running = False
         self._incoming_soon = False
-        self._polling = False
         #: Observers of every handled item (metrics, sd_notify status); called on the reactor.
         self.on_handled: list[Callable[[Handled], None]] = []
-        #: Observers of every file published through this spool, by this process or another
-        #: one (its filename; called on the reactor): page caches drop the project's pages.
-        self.on_published: list[Callable[[str], None]] = []
+        self._init_waiting()
         #: Observers of every housekeeping round (metrics count its rejections).
         self.on_housekept: list[Callable[[Any], None]] = []
         #: Fires once the first listing of new/ is done (the backlog is known): readiness.
@@ -223,7 +225,7 @@ class Worker(Service):
         if self.stopping:
             return
         while self.running_jobs < self.jobs and self._candidates:
-            self._start_job(self._candidates.popleft())
+            self._start_job(self._take_group())
         if self.running_jobs < self.jobs and not self._candidates and self._dirty and not self._listing:
             self._dirty = False
             self._listing = True
@@ -248,28 +250,44 @@ class Worker(Service):
         self._scanned()
         log.failure("cannot list {folder}", failure, folder=str(self.spool.new))
 
-    def _start_job(self, entry: str) -> None:
+    def _take_group(self) -> list[str]:
+        """The next candidate and, from the few after it, those of the same project (by
+        the name's first field: a wheel's whole name, enough to group by)."""
+        first = self._candidates.popleft()
+        key = _group_key(first)
+        group, passed = [first], []
+        for _ in range(min(GROUP_WINDOW, len(self._candidates))):
+            entry = self._candidates.popleft()
+            (group if len(group) < self.group and _group_key(entry) == key else passed).append(entry)
+        self._candidates.extendleft(reversed(passed))
+        return group
+
+    def _start_job(self, entries: list[str]) -> None:
         self.running_jobs += 1
-        d = self.run(self._job, entry)
-        d.addCallbacks(self._job_done, self._job_failed)
+        d = self.run(self._job, entries)
+        d.addCallbacks(self._jobs_done, self._job_failed)
         d.addBoth(self._job_slot_free)
 
-    def _job(self, entry: str) -> Handled | None:
-        """On a pool thread: claim one entry and take it to its end state."""
-        claim = self.spool.claim(entry)
-        if claim is None:
-            return None
+    def _job(self, entries: list[str]) -> list[Handled]:
+        """On a pool thread: claim the entries and take them to their end states."""
+        claims = [claim for entry in entries if (claim := self.spool.claim(entry)) is not None]
+        if not claims:
+            return []
         # Plain dict operations are atomic; the lease timer only reads a snapshot.
-        self._in_flight[str(claim.name)] = claim
+        for claim in claims:
+            self._in_flight[str(claim.name)] = claim
         try:
-            return self.process_claim(self.spool, self.storage, claim)
+            return self.process_claims(self.spool, self.storage, claims)
         finally:
-            self._in_flight.pop(str(claim.name), None)
+            for claim in claims:
+                self._in_flight.pop(str(claim.name), None)
 
-    def _job_done(self, handled: Handled | None) -> None:
-        if handled is None:
-            return
-        _log_handled(handled)
+    def _jobs_done(self, handled: list[Handled]) -> None:
+        for each in handled:
+            self._job_done(each)
+
+    def _job_done(self, handled: Handled) -> None:
+        log_handled(handled)
         if handled.outcome is not None and handled.outcome.result is Result.ERROR:
             self.bugs += 1
             lines = handled.traceback.strip().splitlines()
@@ -337,78 +355,6 @@ class Worker(Service):
         return self.run(lambda: [self.spool.heartbeat(c) for c in claims]).addErrback(
             lambda f: log.failure("cannot renew leases", f))
 
-    # -- waiting for outcomes (uploads) ----------------------------------------------------
 
-    def wait_for(self, item: str) -> Deferred:
-        """A Deferred that fires with the :class:`Outcome` of a delivered item, whichever
-        process handles it. Cancel it to stop waiting (the item is still processed)."""
-        name = ItemName.parse(item)
-        if name.uid is None:
-            raise ValueError(f"{item!r} is not a spool item name")
-
-        def cancel(d: Deferred) -> None:
-            entry = self._waiters.get(name.uid)
-            if entry is not None and d in entry[1]:
-                entry[1].remove(d)
-                if not entry[1]:
-                    del self._waiters[name.uid]
-
-        d: Deferred = Deferred(cancel)
-        self._waiters.setdefault(name.uid, (name, []))[1].append(d)
-        self.hint("new")
-        # It may be finished already (by another thread or process, before we asked).
-        self._poll_waiters()
-        return d
-
-    def _published(self, filename: str) -> None:
-        for observer in self.on_published:
-            observer(filename)
-
-    def _resolve(self, uid: str | None, outcome: Outcome) -> None:
-        entry = self._waiters.pop(uid, None) if uid is not None else None
-        if entry is not None:
-            for d in entry[1]:
-                d.callback(outcome)
-
-    def _poll_waiters(self) -> Deferred | None:
-        """Look for waited-for items that another process finished (two stats each)."""
-        if not self._waiters or self._polling:
-            return None
-        names = [name for name, _ in self._waiters.values()]
-        self._polling = True
-
-        def look() -> list[tuple[ItemName, Outcome]]:
-            return [(n, found) for n in names if (found := self.spool.outcome_of(n)) is not None]
-
-        def found(results: list[tuple[ItemName, Outcome]]) -> None:
-            self._polling = False
-            for name, outcome in results:
-                if outcome.ok:
-                    self._published(name.filename)  # before the uploader hears of it
-                self._resolve(name.uid, outcome)
-
-        def failed(failure: Any) -> None:
-            self._polling = False
-            log.failure("cannot look for outcomes", failure)
-
-        return self.run(look).addCallbacks(found, failed)
-
-
-def _log_handled(handled: Handled) -> None:
-    ms = handled.seconds * 1000
-    outcome = handled.outcome
-    filename = handled.claim.filename
-    if outcome is None:
-        wait = (handled.retry_at or time.time()) - time.time()
-        log.warn("deferred {filename} in {ms:.1f} ms: {reason} (retry in {wait:.0f} s)",
-                 filename=filename, ms=ms, reason=handled.deferred_reason, wait=max(wait, 0))
-    elif outcome.result is Result.ERROR:
-        log.error("internal error on {filename} (kept in cur/, retried after a restart):\n{tb}",
-                  filename=filename, tb=handled.traceback)
-    elif outcome.result is Result.REJECTED:
-        log.warn("rejected {filename} in {ms:.1f} ms: [{code}] {message}",
-                 filename=filename, ms=ms, code=outcome.code, message=outcome.message)
-    else:
-        log.info("{result} {filename} project={project} version={version} in {ms:.1f} ms",
-                 result=outcome.result.value, filename=filename, project=outcome.project,
-                 version=outcome.version, ms=ms)
+def _group_key(entry: str) -> str:
+    return ItemName.parse(entry).filename.split("-", 1)[0].lower()

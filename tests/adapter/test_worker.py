@@ -94,7 +94,7 @@ def test_never_more_jobs_than_slots(spool, storage, reactor, dists):
     for i in range(7):
         deliver(spool, dists, version=f"1.{i}")
     run = ManualRun()
-    worker = make_worker(spool, storage, reactor, run=run, jobs=3)
+    worker = make_worker(spool, storage, reactor, run=run, jobs=3, group=1)
     worker.startService()
     # The first thing in the pool is the listing of new/; housekeeping etc. may queue too.
     while worker.running_jobs == 0:
@@ -104,6 +104,28 @@ def test_never_more_jobs_than_slots(spool, storage, reactor, dists):
         run.finish_one()
         assert worker.running_jobs <= 3
     assert len(os.listdir(spool.done)) == 7
+
+
+def test_a_job_takes_the_queued_items_of_one_project_together(spool, storage, reactor, dists):
+    for i in range(5):
+        deliver(spool, dists, version=f"1.{i}")
+    for i in range(2):
+        spool.deliver_file(write_wheel(dists, "other", f"2.{i}"))
+    run = ManualRun()
+    worker = make_worker(spool, storage, reactor, run=run, jobs=3, group=4)
+    handled: list[Handled] = []
+    worker.on_handled.append(handled.append)
+    worker.startService()
+    while worker.running_jobs == 0:
+        run.finish_one()
+    assert worker.running_jobs == 3  # demo x4, then demo x1 and other x2 (order of new/)
+    while run.pending:
+        run.finish_one()
+    assert len(os.listdir(spool.done)) == 7 and len(handled) == 7
+    assert all(h.outcome is not None and h.outcome.result is Result.PUBLISHED for h in handled)
+    # Four versions of demo landed in one change of its manifest: at most four changes
+    # (two groups, each a change and its listing mark), not one or two per file.
+    assert storage.generation_of("simple/demo/index.v1.json") <= 4
 
 
 def test_wait_for_fires_with_the_outcome_of_this_process(spool, storage, reactor, dists):

@@ -50,14 +50,18 @@ def test_eight_processes_publish_300_files_into_3_projects(storage_url: str) -> 
     assert root_projects(storage) == set(projects)
 
 
-def test_new_projects_from_four_processes_are_all_listed_in_both_formats(storage_url: str) -> None:
+@pytest.mark.parametrize("batched", [False, True], ids=["each-write-durable", "storage-batches"])
+def test_new_projects_from_four_processes_are_all_listed_in_both_formats(
+        storage_url: str, batched: bool) -> None:
     """Every process lists its new projects in batches (its root writer) while the others
     do the same: the compare-and-swap across processes loses none, and the HTML root is the
-    rendering of the JSON root."""
+    rendering of the JSON root. ``storage-batches``: each publish in a storage batch, as
+    the worker runs it (local storage defers its fsyncs to one shared barrier)."""
     jobs = [(f"new-{i:03d}", "1.0") for i in range(48)]
     context = multiprocessing.get_context("spawn")
     start = context.Event()
-    workers = [context.Process(target=publish_worker, args=(storage_url, jobs[w::4], start, 3))
+    workers = [context.Process(target=publish_worker,
+                               args=(storage_url, jobs[w::4], start, 3, batched))
                for w in range(4)]
     for worker in workers:
         worker.start()

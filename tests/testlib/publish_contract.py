@@ -17,6 +17,7 @@ import pytest
 
 from spoold.errors import FileExists
 from spoold.index import NotFound, publish, reindex, remove, unyank, yank
+from spoold.index.publish import Upload, publish_many
 from spoold.index.documents import update_manifest, write_pages
 from spoold.index.manifest import Manifest
 from spoold.inspection import Distribution, inspect_file
@@ -367,3 +368,24 @@ def test_reindex_adopting_sdists_stores_only_binding_metadata(storage: Storage, 
     manifest = assert_consistent(storage, "adopt")
     assert [(e.metadata_sha256, e.requires_python) for e in manifest.files] == [
         (None, ">=3.8"), (static.metadata_sha256, ">=3.8")]
+
+
+def test_publish_many_changes_the_manifest_once_and_answers_each_upload(
+        storage: Storage, tmp_path: Path) -> None:
+    for folder in "abc":
+        (tmp_path / folder).mkdir()
+    first, first_path = make_distribution("many", "3.0", tmp_path / "a")
+    publish(storage, first, first_path)
+    before = storage.generation_of(project_json_key("many"))
+    assert before is not None
+    d1, p1 = make_distribution("many", "1.0", tmp_path / "b")
+    d2, p2 = make_distribution("many", "2.0", tmp_path / "b")
+    clash, clash_path = make_distribution("many", "3.0", tmp_path / "c", payload=b"other")
+    answers = publish_many(storage, [Upload(d1, p1), Upload(d2, p2), Upload(clash, clash_path),
+                                     Upload(d1, p1)])
+    assert [getattr(a, "published", None) for a in answers] == [True, True, None, False]
+    assert isinstance(answers[2], FileExists)
+    assert storage.generation_of(project_json_key("many")) == before + 1  # one change for all
+    manifest = assert_consistent(storage, "many")
+    assert {e.version for e in manifest.files} == {"1.0", "2.0", "3.0"}
+    assert manifest.file(clash.filename).sha256 == first.sha256  # the stored bytes won

@@ -11,7 +11,7 @@ from spoold.spool import ItemMeta, Result, Spool
 from spoold.spool.names import Owner, host_tag
 from spoold.storage.memory import MemoryStorage
 from spoold.testing.dists import build_wheel
-from spoold.worker.processing import process
+from spoold.worker.processing import process, process_group
 
 
 class BuggyStorage(MemoryStorage):
@@ -151,3 +151,16 @@ def test_the_trusted_spool_keeps_the_recorded_upload_time(spool: Spool, wheel: t
     assert process(spool, storage, claim, admins=frozenset({"alice"})).outcome.ok  # type: ignore[union-attr]
     (entry,) = parse_project_json(storage.read_bytes("simple/demo/index.v1.json") or b"").files
     assert (entry.upload_time.isoformat() == "2020-09-13T12:26:40+00:00") is kept
+
+
+def test_a_group_publishes_each_project_once_and_answers_each_item(spool: Spool) -> None:
+    storage = MemoryStorage()
+    items = [spool.deliver_bytes(build_wheel(name, version)[1], build_wheel(name, version)[0])
+             for name, version in (("demo", "1.0"), ("demo", "2.0"), ("other", "1.0"))]
+    items.append(spool.deliver_bytes(b"not a zip", "demo-3.0-py3-none-any.whl"))
+    claims = [spool.claim(item) for item in items]
+    handled = process_group(spool, storage, [c for c in claims if c is not None])
+    assert [h.outcome.result for h in handled if h.outcome is not None] == [
+        Result.PUBLISHED, Result.PUBLISHED, Result.PUBLISHED, Result.REJECTED]
+    assert len(names(spool, "done")) == 3 and names(spool, "cur") == []
+    assert storage.generation_of("simple/demo/index.v1.json") == 2  # both files, then listed

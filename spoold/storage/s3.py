@@ -32,19 +32,10 @@ from spoold.errors import ConfigError
 from spoold.hashing import hash_stream
 
 from .base import Doc, Page, Storage, StorageUnavailable, StoredObject, check_key, file_exists
+from .s3_errors import MISCONFIGURED, code_of, lost_race, missing, status_of
 
 GENERATION_META = "spoold-generation"
 SHA256_META = "sha256"
-#: Codes meaning "someone else changed it between our read and our write".
-LOST_RACE = {"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409"}
-MISCONFIGURED = {
-    "NoSuchBucket": "the bucket does not exist",
-    "AccessDenied": "access denied (check the credentials and the bucket policy)",
-    "InvalidAccessKeyId": "the access key is not valid (check the AWS credentials)",
-    "SignatureDoesNotMatch": "the secret key is not valid (check the AWS credentials)",
-    "AuthorizationHeaderMalformed": "the region does not match the bucket's region",
-    "PermanentRedirect": "the region does not match the bucket's region",
-}
 _session_lock = threading.Lock()
 
 
@@ -56,26 +47,6 @@ def _content_type(key: str) -> str:
     if key.endswith(".metadata"):
         return "text/plain; charset=utf-8"
     return "application/octet-stream"
-
-
-def _code(exc: botocore.exceptions.ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _status(exc: botocore.exceptions.ClientError) -> int:
-    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-
-
-def _missing(exc: botocore.exceptions.ClientError) -> bool:
-    """The key is not there -- not "the bucket is not there", which is also a 404 but
-    means the storage is misconfigured, never an empty index."""
-    if _code(exc) == "NoSuchBucket":
-        return False
-    return _code(exc) in ("NoSuchKey", "404", "NotFound") or _status(exc) == 404
-
-
-def _lost_race(exc: botocore.exceptions.ClientError) -> bool:
-    return _code(exc) in LOST_RACE or _status(exc) in (409, 412)
 
 
 class S3Storage(Storage):
@@ -130,8 +101,8 @@ class S3Storage(Storage):
             error.code = "storage-misconfigured"
             raise error from exc
         if isinstance(exc, botocore.exceptions.ClientError):
-            code = _code(exc)
-            reason = MISCONFIGURED.get(code) or f"{code or _status(exc)}: {exc}"
+            code = code_of(exc)
+            reason = MISCONFIGURED.get(code) or f"{code or status_of(exc)}: {exc}"
             error = StorageUnavailable(f"S3 storage {self.url}: cannot {what}: {reason}")
             if code in MISCONFIGURED:
                 error.code = "storage-misconfigured"
@@ -152,7 +123,7 @@ class S3Storage(Storage):
         try:
             return call(Bucket=self.bucket, Key=self._key(key))  # type: ignore[no-any-return]
         except botocore.exceptions.ClientError as exc:
-            if _missing(exc):
+            if missing(exc):
                 return None
             self._fail(exc, f"{what} {key}")
         except botocore.exceptions.BotoCoreError as exc:
@@ -180,10 +151,10 @@ class S3Storage(Storage):
                         self._put(key, body, IfNoneMatch="*", Metadata={SHA256_META: sha256})
                 return True
             except botocore.exceptions.ClientError as exc:
-                if _code(exc) == "ConditionalRequestConflict" or _status(exc) == 409:
+                if code_of(exc) == "ConditionalRequestConflict" or status_of(exc) == 409:
                     self.backoff(attempt)  # a concurrent write in flight: ask again
                     continue
-                if not _lost_race(exc):
+                if not lost_race(exc):
                     self._fail(exc, f"store {key}")
             except botocore.exceptions.BotoCoreError as exc:
                 self._fail(exc, f"store {key}")
@@ -294,7 +265,7 @@ class S3Storage(Storage):
         try:
             return self._put(key, data, Metadata={GENERATION_META: str(generation)}, **condition)
         except botocore.exceptions.ClientError as exc:
-            if _lost_race(exc):
+            if lost_race(exc):
                 return None
             self._fail(exc, f"update {key}")
         except botocore.exceptions.BotoCoreError as exc:
@@ -314,9 +285,9 @@ class S3Storage(Storage):
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), IfNoneMatch=token)
         except botocore.exceptions.ClientError as exc:
-            if _code(exc) in ("304", "NotModified") or _status(exc) == 304:
+            if code_of(exc) in ("304", "NotModified") or status_of(exc) == 304:
                 return False, None
-            if _missing(exc):
+            if missing(exc):
                 return True, None
             self._fail(exc, f"read {key}")
         except botocore.exceptions.BotoCoreError as exc:
@@ -394,7 +365,7 @@ class S3Storage(Storage):
         try:
             self._put(key, b"2", **condition)
         except botocore.exceptions.ClientError as exc:
-            if _lost_race(exc):
+            if lost_race(exc):
                 return True
             self._fail(exc, "write a probe object")
         except botocore.exceptions.BotoCoreError as exc:
@@ -405,7 +376,7 @@ class S3Storage(Storage):
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except botocore.exceptions.ClientError as exc:
-            if _status(exc) == 404:  # HEAD has no body, so no error code to map
+            if status_of(exc) == 404:  # HEAD has no body, so no error code to map
                 exc.response.setdefault("Error", {})["Code"] = "NoSuchBucket"
             self._fail(exc, "reach the bucket")
         except botocore.exceptions.BotoCoreError as exc:

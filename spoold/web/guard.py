@@ -45,16 +45,29 @@ class Guard:
 
     def principal(self, request: Request) -> Deferred[AuthResult]:
         """Who the request is (anonymous without credentials), or why its credentials fail."""
+        known = self.known(request)
+        if known is not None:
+            return succeed(known)
+        credentials = parse_authorization(request.getHeader(b"authorization"))
+        assert self.authenticator is not None and credentials is not None
+        return self.auth_run(self.authenticator.check, credentials, peer_host(request))
+
+    def known(self, request: Request) -> AuthResult | None:
+        """:meth:`principal` when memory can tell (no credentials, a cached token, a
+        remembered password, a throttled sender), on the reactor without a Deferred;
+        None when only the thread pool's check can. A refusal it returns has been
+        counted (a failed login): answer it, never ask again for the same request."""
         credentials = parse_authorization(request.getHeader(b"authorization"))
         if credentials is None:
-            return succeed(AuthResult(ANONYMOUS))
+            return AuthResult(ANONYMOUS)
         if self.authenticator is None:
-            return succeed(AuthResult(None, 401, "This server checks no credentials"))
-        address = peer_host(request)
-        quick = self.authenticator.quick(credentials, address)
-        if quick is not None:
-            return succeed(quick)
-        return self.auth_run(self.authenticator.check, credentials, address)
+            return AuthResult(None, 401, "This server checks no credentials")
+        return self.authenticator.quick(credentials, peer_host(request))
+
+    def decide(self, request: Request, result: AuthResult, project: str | None) -> Principal | None:
+        """:meth:`reader`'s decision on a known result: the principal, or None after
+        answering the refusal (401 with the challenge, 429)."""
+        return self._decide(result, request, project)
 
     def reader(self, request: Request, project: str | None) -> Deferred[Principal | None]:
         """The principal if it may read ``project`` (None: the root index), else None

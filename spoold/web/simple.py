@@ -19,7 +19,6 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
@@ -35,6 +34,7 @@ from spoold.index.pages import parse_root_json, render_root_html, render_root_js
 from spoold.storage.base import Page
 from spoold.storage.keys import project_html_key, project_json_key, project_page_keys, root_page_keys
 from spoold.threads import Run
+from spoold.web.batched_reads import BatchedReads
 from spoold.web.guard import Guard
 from spoold.web.pagewatch import PageWatch
 from spoold.web.protocols import StorageReader
@@ -57,79 +57,6 @@ class SimplePolicy:
     cache_control: str = "max-age=0, must-revalidate"
     #: Seconds a client should wait before retrying when storage is down.
     retry_after: int = 30
-
-
-class BatchedReads:
-    """Page reads gathered into trips to the thread pool: one trip per moment, not one
-    per request.
-
-    A trip to a pool thread and back (a queue, a lock, a wake-up of the reactor) costs
-    more than reading a small page from a warm local disk, and on a busy server requests
-    arrive many per reactor turn. So at most ``in_flight`` trips are under way; a read
-    asked for meanwhile waits for the next trip, which takes every read waiting. Under
-    load the trips grow and their cost is shared; an idle server still reads at once.
-    Local storage wants few trips (the reads are fast, the hops are not); S3 wants many
-    (each read is a round trip of its own). With ``later`` (the reactor's ``callLater``),
-    while busy (the last trip carried more than one read) the next trip waits for the end
-    of the reactor turn, so that it also takes the requests the turn reads from every
-    connection that is ready; a lone read never waits.
-    """
-
-    def __init__(self, read_page: Callable[[str], Page | None], run: Run, in_flight: int = 2,
-                 later: Callable[..., object] | None = None) -> None:
-        self.read_page = read_page
-        self.run = run
-        self.in_flight = max(1, in_flight)
-        self.later = later
-        self._waiting: list[tuple[str, Deferred[Page | None]]] = []
-        self._trips = 0
-        self._scheduled = False
-
-    def read(self, key: str) -> Deferred[Page | None]:
-        d: Deferred[Page | None] = Deferred()
-        self._waiting.append((key, d))
-        if self._trips < self.in_flight and not self._scheduled:
-            self._trip()
-        return d
-
-    def _scheduled_trip(self) -> None:
-        self._scheduled = False
-        if self._waiting and self._trips < self.in_flight:
-            self._trip()
-
-    def _trip(self) -> None:
-        batch, self._waiting = self._waiting, []
-        self._trips += 1
-        self.run(_read_all, self.read_page, [key for key, _ in batch]).addBoth(self._answer, batch)
-
-    def _answer(self, results: list[Page | None | BaseException] | Failure,
-                batch: list[tuple[str, Deferred[Page | None]]]) -> None:
-        self._trips -= 1
-        if self.later is not None and len(batch) > 1:  # busy: gather this turn's reads
-            if not self._scheduled:
-                self._scheduled = True
-                self.later(0, self._scheduled_trip)
-        elif self._waiting and self._trips < self.in_flight:
-            self._trip()
-        for i, (_key, d) in enumerate(batch):
-            result = results if isinstance(results, Failure) else results[i]
-            if isinstance(result, BaseException):
-                d.errback(Failure(result))
-            elif isinstance(result, Failure):
-                d.errback(result)
-            else:
-                d.callback(result)
-
-
-def _read_all(read_page: Callable[[str], Page | None], keys: list[str]) -> list[Page | None | BaseException]:
-    """On a pool thread: every key's page, or the exception reading it raised."""
-    out: list[Page | None | BaseException] = []
-    for key in keys:
-        try:
-            out.append(read_page(key))
-        except Exception as exc:  # answered to that request alone
-            out.append(exc)
-    return out
 
 
 def _query(request: Request) -> str:
@@ -166,8 +93,11 @@ class SimpleResource(LeafResource):
         return self.storage.read_page(key), lasting
 
     def render_GET(self, request: Request) -> bytes | int:
-        if self.cache is not None and request.method == b"GET" and (self.guard is None or self.guard.public):
-            body = self._from_memory(request)
+        if self.cache is not None and request.method == b"GET":
+            if self.guard is None or self.guard.public:
+                body = self._from_memory(request)
+            else:
+                body = self._private_from_cache(request)
             if body is not None:
                 return body
         request.setHeader(b"vary", b"Accept")
@@ -181,7 +111,40 @@ class SimpleResource(LeafResource):
     def _from_memory(self, request: Request) -> bytes | None:
         """The common read answered at once: a public GET of a cached page with a plain
         Accept header and no condition. None: take the general path (which also serves
-        from the cache, and answers everything else).
+        from the cache, and answers everything else)."""
+        hit = self._cached(request)
+        if hit is None:
+            return None
+        page, _project, content_type = hit
+        return self._send_page(request, page, content_type, b"Accept")
+
+    def _private_from_cache(self, request: Request) -> bytes | int | None:
+        """:meth:`_from_memory` for private reads: a cached page, for a reader whose
+        credentials memory can judge (a cached token, a remembered password), answered
+        without a Deferred. Refusals are answered here (they were counted); a hidden
+        project or a filtered root takes :meth:`_read` with the principal known, exactly
+        as the general path would. None: take the general path (nothing was asked yet)."""
+        assert self.guard is not None
+        hit = self._cached(request)
+        if hit is None:
+            return None
+        page, project, content_type = hit
+        result = self.guard.known(request)
+        if result is None:
+            return None  # only the pool's check can tell
+        request.setHeader(b"vary", b"Accept, Authorization")
+        principal = self.guard.decide(request, result, project)
+        if principal is None:
+            return NOT_DONE_YET  # refused, and answered
+        if (principal.projects and project is None) or (project is not None and not self.guard.sees(principal, project)):
+            choice = choose(_header(request, b"accept"), None)
+            assert isinstance(choice, Choice)  # an Accept header _offer accepted
+            return self._read(request, choice, project, principal)
+        return self._send_page(request, page, content_type, b"Accept, Authorization")
+
+    def _cached(self, request: Request) -> tuple[Page, str | None, bytes] | None:
+        """The cached page a plain GET (no query, no condition, one Accept header) asks
+        for, its project (None: the root) and Content-Type; None when not that simple.
 
         The key is made from the path as it came: only pages of normalized project names
         are ever cached, so a hit proves the route (no route is computed or remembered)."""
@@ -213,7 +176,7 @@ class SimpleResource(LeafResource):
         page = self.cache.get(key, count_miss=False)
         if page is None:
             return None
-        return self._send_page(request, page, content_type, b"Accept")
+        return page, project, content_type
 
     def _send_page(self, request: Request, page: Page, content_type: bytes, vary: bytes) -> bytes:
         """The headers of a 200 with ``page``; its body, for ``render`` to send."""

@@ -216,3 +216,16 @@ def test_pages_in_memory_leak_nothing(world: dict, site) -> None:
     root = request(site, "GET", "/simple/", demo)
     assert b"secret" not in root.body
     assert site.page_cache.hits >= 3  # the readers above were answered from memory
+
+
+@pytest.mark.parametrize("who", ["revoked", "orphan", "wrong-password"])
+def test_a_refusal_from_memory_counts_once(world: dict, site, who: str) -> None:
+    """A credential refused on a page held in memory is one failed login, as on the
+    general path: the throttle's 429 comes once more than ``limit`` were refused, not
+    sooner."""
+    assert request(site, "GET", "/simple/demo/", headers_for(world, "admin")).status == 200
+    limit = site.authenticator.throttle.limit
+    got = [request(site, "GET", "/simple/demo/", headers_for(world, who)) for _ in range(limit + 2)]
+    assert [r.status for r in got] == [401] * (limit + 1) + [429], (who, str([r.status for r in got]))
+    assert got[0].header("www-authenticate") == 'Basic realm="spoold", charset="UTF-8"'
+    assert got[0].header("vary") == "Accept, Authorization"

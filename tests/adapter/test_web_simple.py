@@ -188,7 +188,7 @@ def test_page_reads_share_trips_to_the_thread_pool() -> None:
     error reading one page is that page's answer alone."""
     from spoold.storage import Page
     from spoold.testing import ManualRun
-    from spoold.web.simple import BatchedReads
+    from spoold.web.batched_reads import BatchedReads
 
     pages = {"a": Page(b"A", '"a"'), "b": Page(b"B", '"b"')}
 

@@ -3,7 +3,9 @@
 
 Every writer is a process of its own with its own storage client, as workers on several
 hosts would be; all publish new files into the same project, so every publish is a
-compare-and-swap of the same manifest. Reported per case: publishes/s, the lost
+compare-and-swap of the same manifest, inside the storage's batch scope as the worker
+publishes (local storage: derived writes unsynced, one ``syncfs`` barrier per publish,
+shared between the writers). Reported per case: publishes/s, the lost
 compare-and-swaps (each one a re-read, a merge and a jittered backoff) per publish and
 the most any publish lost, and a check that every file landed in the manifest and its
 pages. ``--s3`` runs the same on a moto server (moto's own speed dominates there, and its
@@ -52,7 +54,8 @@ def writer(url: str, versions: list[str], workdir: str, start, results) -> None:
     start.wait()
     for dist, path in prepared:
         current[0] = dist.version
-        publish(storage, dist, path)
+        with storage.batch():  # as the worker publishes: one durability barrier each
+            publish(storage, dist, path)
     results.put([lost.get(v, 0) for v in versions])
 
 

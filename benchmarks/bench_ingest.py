@@ -38,6 +38,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from testlib.distbuild import write_wheel  # noqa: E402
 
+from bench_spool import raw_deliveries  # noqa: E402
 from spoold.spool.queue import Spool  # noqa: E402
 
 
@@ -46,18 +47,8 @@ def durable_floor(folder: Path, count: int = 2000) -> float:
     tmp, new = folder / "tmp", folder / "new"
     tmp.mkdir(parents=True)
     new.mkdir()
-    payload = b"x" * 1024
     t0 = time.perf_counter()
-    for i in range(count):
-        name = f"f{i}"
-        fd = os.open(tmp / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        os.write(fd, payload)
-        os.fsync(fd)
-        os.close(fd)
-        os.rename(tmp / name, new / name)
-        dfd = os.open(new, os.O_RDONLY | os.O_DIRECTORY)
-        os.fsync(dfd)
-        os.close(dfd)
+    raw_deliveries(tmp, new, [f"f{i}" for i in range(count)], b"x" * 1024)
     return count / (time.perf_counter() - t0)
 
 

@@ -56,10 +56,11 @@ def raw_renames(src: Path, dst: Path, names: list[str]) -> None:
         os.rename(src / n, dst / n)
 
 
-def raw_deliveries(tmp: Path, new: Path, names: list[str]) -> None:
+def raw_deliveries(tmp: Path, new: Path, names: list[str], payload: bytes = PAYLOAD) -> None:
+    """The floor of a durable delivery: create, write, fsync, rename, fsync the folder."""
     for n in names:
         fd = os.open(tmp / n, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        os.write(fd, PAYLOAD)
+        os.write(fd, payload)
         os.fsync(fd)
         os.close(fd)
         os.rename(tmp / n, new / n)

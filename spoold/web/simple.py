@@ -226,26 +226,7 @@ class SimpleResource(LeafResource):
         principal = known[0]
         if principal is None:
             return NOT_DONE_YET  # refused, and answered
-        body = self._private_from_memory(request, choice, project, principal)
-        return body if body is not None else self._read(request, choice, project, principal)
-
-    def _private_from_memory(self, request: Request, choice: Choice, project: str | None,
-                             principal: Principal) -> bytes | None:
-        """A cached page for a reader who may see it, answered at once; None: take
-        :meth:`_read` (a hidden project, a root filtered for a limited token, a condition,
-        a miss)."""
-        assert self.guard is not None
-        if self.cache is None or request.method != b"GET" or request.requestHeaders.hasHeader(b"if-none-match"):
-            return None
-        if project is None and principal.projects:
-            return None
-        if project is not None and not self.guard.sees(principal, project):
-            return None
-        html, json = root_page_keys() if project is None else project_page_keys(project)
-        page = self.cache.get(html if choice.format is Format.HTML else json, count_miss=False)
-        if page is None:
-            return None
-        return self._send_page(request, page, choice.content_type.encode("ascii"), b"Accept, Authorization")
+        return self._read(request, choice, project, principal)
 
     def _read(self, request: Request, choice: Choice, project: str | None,
               principal: Principal) -> bytes | int:
